@@ -1,0 +1,15 @@
+# The two commands of the README. Both run the idempotent set-up first.
+.PHONY: setup demo test lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/stq demo
+
+test: setup
+	.venv/bin/ruff check toolchain tests benchmarks
+	.venv/bin/python -m pytest -q -ra
+
+bench: setup
+	.venv/bin/python benchmarks/run_all.py

@@ -1,0 +1,270 @@
+"""C export: render the integer artifact into model.h, model.c, weights.c, kernels.h, kernels.c.
+
+Each operator has its own Jinja template in toolchain/templates/; this module only picks the
+kernel variants a model needs (weight kind x input/output types), plans the arena and
+assembles the files. The kernels follow docs/semantics.md exactly, as toolchain/reference.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from toolchain import __version__
+from toolchain.arena import ArenaPlanner
+from toolchain.artifact import SEMANTICS, content_hash
+from toolchain.errors import StqError
+from toolchain.fsutil import atomic_dir
+from toolchain.ir import Graph, Node
+from toolchain.packing import pack, pack_rows
+
+CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
+SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
+WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
+TEMPLATE = {"conv2d": "conv2d.c.j2", "depthwise_conv2d": "depthwise_conv2d.c.j2",
+            "dense": "dense.c.j2", "maxpool": "maxpool.c.j2", "avgpool": "avgpool.c.j2",
+            "add": "add.c.j2"}
+FN_PREFIX = {"conv2d": "stq_conv2d", "depthwise_conv2d": "stq_dwconv2d", "dense": "stq_dense",
+             "maxpool": "stq_maxpool", "avgpool": "stq_avgpool", "add": "stq_add"}
+SOURCES = ("model.h", "model.c", "weights.c", "kernels.h", "kernels.c")
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("toolchain", "templates"), trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def cname(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", text)
+
+
+def _lit(v: int, ctype: str) -> str:
+    v = int(v)
+    if ctype == "int64_t":
+        return f"INT64_C({v})"
+    if ctype == "int32_t" and v == -(2**31):
+        return "INT32_MIN"
+    return str(v)
+
+
+@dataclass
+class CArray:
+    symbol: str
+    ctype: str
+    values: np.ndarray
+    comment: str
+
+    @property
+    def count(self) -> int:
+        return max(1, int(self.values.size))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size) * {"uint8_t": 1, "int8_t": 1, "int32_t": 4,
+                                        "int64_t": 8}[self.ctype]
+
+    @property
+    def lines(self) -> list[str]:
+        per = {"uint8_t": 16, "int8_t": 16, "int32_t": 8, "int64_t": 4}[self.ctype]
+        vals = [_lit(v, self.ctype) for v in self.values.reshape(-1)] or ["0"]
+        return [", ".join(vals[i:i + per]) + "," for i in range(0, len(vals), per)]
+
+
+@dataclass
+class Layer:
+    name: str
+    op: str
+    params: str
+    call: str
+    out_offset: int
+    out_bytes: int
+    out_shape: str
+    out_dtype: str
+    p: dict = field(default_factory=dict)
+
+
+@dataclass
+class CModel:
+    """What the generator produced: sources plus the numbers the budget checker needs."""
+
+    files: dict[str, str]
+    arena_bytes: int
+    offsets: dict[str, int]
+    arrays: list[CArray]
+    weight_bytes: dict[str, int]  # per layer: packed weights + requantization parameters
+
+
+def weight_code(node: Node, packing: str) -> str:
+    kind = node.attrs["weight_kind"]
+    if kind == "int8":
+        return "i8"
+    return "t3" if packing == "base3" else "t2"
+
+
+def plan_arena(g: Graph) -> ArenaPlanner:
+    last: dict[str, int] = {g.input: 0}
+    first: dict[str, int] = {g.input: 0}
+    for i, n in enumerate(g.nodes):
+        first.setdefault(n.output, i)
+        for t in n.inputs:
+            last[t] = max(last.get(t, 0), i)
+    last[g.output] = len(g.nodes)
+    planner = ArenaPlanner()
+    for name, start in first.items():
+        planner.add(name, g.tensors[name].nbytes, start, max(start, last.get(name, start)))
+    planner.plan()
+    return planner
+
+
+def generate(g: Graph) -> CModel:
+    env = _env()
+    packing = g.options.get("packing", "2bit")
+    planner = plan_arena(g)
+    offsets = {name: b.offset for name, b in planner.buffers.items()}
+    arrays: list[CArray] = []
+    layers: list[Layer] = []
+    bodies: dict[str, str] = {}
+    protos: dict[str, str] = {}
+    weight_bytes: dict[str, int] = {}
+    codes: set[str] = set()
+
+    def ptr(tensor: str, const: bool) -> str:
+        t = g.tensors[tensor]
+        return f"({'const ' if const else ''}{CTYPE[t.dtype]} *)&stq_arena[{offsets[tensor]}]"
+
+    for i, n in enumerate(g.nodes):
+        base = f"{i}_{cname(n.name)}"
+        out = g.tensors[n.output]
+        ins = [g.tensors[t] for t in n.inputs]
+        p = _params(g, n)
+        start = len(arrays)
+        wk = None
+        if "weights" in n.arrays:
+            wk = weight_code(n, packing)
+            codes.add(wk)
+            w = n.arrays["weights"]
+            if n.op == "depthwise_conv2d":
+                data = w.astype(np.int8).reshape(-1) if wk == "i8" else pack(w, packing)
+                p["row_bytes"] = 0
+            else:
+                rows = w.reshape(w.shape[0], -1)
+                if wk == "i8":
+                    data, p["row_bytes"] = rows.astype(np.int8).reshape(-1), rows.shape[1]
+                else:
+                    data, p["row_bytes"] = pack_rows(rows, packing)
+            arrays.append(CArray(f"stq_w_{base}", "int8_t" if wk == "i8" else "uint8_t", data,
+                                 f"{n.name}: {n.attrs['weight_kind']} weights {list(w.shape)}"))
+            p["weights"] = f"stq_w_{base}"
+        for key, ctype in (("mult", "int32_t"), ("mult2", "int32_t"), ("shift", "int32_t"),
+                           ("offset", "int64_t")):
+            if key in n.arrays:
+                arrays.append(CArray(f"stq_q_{base}_{key}", ctype, n.arrays[key],
+                                     f"{n.name}: requantization {key}"))
+                p[key] = f"stq_q_{base}_{key}"
+        weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
+
+        fn, proto, args = _signature(n, wk, ins, out)
+        if fn not in bodies:
+            ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
+                   "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
+                   "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None}
+            bodies[fn] = env.get_template(TEMPLATE[n.op]).render(**ctx)
+            protos[fn] = proto
+        call_args = [ptr(n.inputs[0], True)]
+        if len(n.inputs) == 2:
+            call_args.append(ptr(n.inputs[1], True))
+        call_args += [ptr(n.output, False), f"&stq_p_{base}"]
+        layers.append(Layer(n.name, n.op, f"stq_p_{base}", f"{fn}({', '.join(call_args)})",
+                            offsets[n.output], out.nbytes, "x".join(map(str, out.shape)),
+                            out.dtype, p))
+        del args
+
+    out_t = g.tensors[g.output]
+    argmax_fn = f"stq_argmax_{SHORT[out_t.dtype]}"
+    argmax_proto = f"int32_t {argmax_fn}(const {CTYPE[out_t.dtype]} *x, int32_t n)"
+    bodies[argmax_fn] = env.get_template("argmax.c.j2").render(
+        proto=argmax_proto, in_t=CTYPE[out_t.dtype])
+    protos[argmax_fn] = argmax_proto
+
+    tin = g.tensors[g.input]
+    in_shape = list(tin.shape) + [1] * (3 - len(tin.shape))
+    ctx = {
+        "version": __version__, "name": g.name, "hash": content_hash(g), "semantics": SEMANTICS,
+        "in_h": in_shape[0], "in_w": in_shape[1], "in_c": in_shape[2],
+        "input_bytes": tin.nbytes, "input_signed": int(tin.dtype != "uint8"),
+        "input_dtype": tin.dtype, "output_count": out_t.size, "output_elem": out_t.itemsize,
+        "output_bytes": out_t.nbytes, "output_dtype": out_t.dtype,
+        "output_ctype": CTYPE[out_t.dtype], "arena_bytes": max(planner.total, 8),
+        "macs": g.macs(), "layers": layers, "input_offset": offsets[g.input],
+        "output_offset": offsets[g.output], "argmax_fn": argmax_fn, "arrays": arrays,
+        "packing": packing, "prototypes": [protos[k] for k in protos],
+        "bodies": [bodies[k] for k in bodies], "uses_t2": "t2" in codes,
+        "uses_t3": "t3" in codes, "base3_lut": _base3_lut(),
+    }
+    files = {name: env.get_template(f"{name}.j2").render(**ctx) for name in SOURCES}
+    return CModel(files, ctx["arena_bytes"], offsets, arrays, weight_bytes)
+
+
+def write(g: Graph, outdir: Path) -> CModel:
+    """Generate and write the sources into ``outdir`` atomically (all files or none)."""
+    model = generate(g)
+    with atomic_dir(Path(outdir)) as tmp:
+        for name, text in model.files.items():
+            (tmp / name).write_text(text)
+    return model
+
+
+def _params(g: Graph, n: Node) -> dict:
+    out = g.tensors[n.output]
+    ins = g.tensors[n.inputs[0]]
+    a = n.attrs
+    p = {"in_h": 1, "in_w": 1, "in_c": ins.size, "out_h": 1, "out_w": 1, "out_c": out.size,
+         "k_h": 1, "k_w": 1, "stride_h": 1, "stride_w": 1, "pad_t": 0, "pad_l": 0,
+         "row_bytes": 0, "clamp_min": 0, "clamp_max": 0, "weights": "NULL", "mult": "NULL",
+         "mult2": "NULL", "shift": "NULL", "offset": "NULL"}
+    if "in_shape" in a:
+        p["in_h"], p["in_w"], p["in_c"] = a["in_shape"]
+        if len(out.shape) == 3:
+            p["out_h"], p["out_w"], p["out_c"] = out.shape
+        else:  # global pooling to a flat vector
+            p["out_c"] = out.shape[-1]
+        p["k_h"], p["k_w"] = a.get("kernel", a.get("pool"))
+        p["stride_h"], p["stride_w"] = a["stride"]
+        p["pad_t"], p["pad_l"] = a["pad"][0], a["pad"][2]
+    elif n.op == "add":
+        c = int(a["out_channels"])
+        p["out_c"], p["out_h"] = c, out.size // c
+    if "clamp" in a:
+        lo, hi = a["clamp"]
+        p["clamp_min"], p["clamp_max"] = _lit(lo, "int32_t"), _lit(hi, "int32_t")
+    return p
+
+
+def _signature(n: Node, wk: str | None, ins: list, out) -> tuple[str, str, list[str]]:
+    sig = [SHORT[t.dtype] for t in ins]
+    if n.op in ("conv2d", "depthwise_conv2d", "dense"):
+        fn = f"{FN_PREFIX[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
+        if len(ins) == 2:
+            fn += f"_res{sig[1]}"
+    elif n.op == "add":
+        fn = f"stq_add_{sig[0]}_{sig[1]}_{SHORT[out.dtype]}"
+    elif n.op == "maxpool":
+        fn = f"stq_maxpool_{sig[0]}"
+    elif n.op == "avgpool":
+        fn = f"stq_avgpool_{sig[0]}_{SHORT[out.dtype]}"
+    else:  # pragma: no cover
+        raise StqError(f"layer '{n.name}': no C kernel for op {n.op}")
+    params = [f"const {CTYPE[ins[0].dtype]} *in"]
+    if len(ins) == 2:
+        params.append(f"const {CTYPE[ins[1].dtype]} *res")
+    params += [f"{CTYPE[out.dtype]} *out", "const stq_layer_params_t *p"]
+    return fn, f"void {fn}({', '.join(params)})", params
+
+
+def _base3_lut() -> list[list[int]]:
+    return [[(b // 3**j) % 3 - 1 for j in range(5)] for b in range(243)]
