@@ -35,6 +35,7 @@ class HostModel:
                  extra_cflags: list[str] | None = None) -> None:
         self.g = g
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="stq-host-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.exe = compile_host(Path(cdir), self.workdir / "stq_host", extra=extra_cflags)
 
     def _run(self, inputs: np.ndarray, layers: bool) -> bytes:

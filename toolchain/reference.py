@@ -6,6 +6,8 @@ integer output of every tensor, keyed by tensor name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from toolchain.errors import StqError
@@ -111,3 +113,11 @@ def quantize_input(g: Graph, x_real: np.ndarray) -> np.ndarray:
 
 def dequantize_output(g: Graph, y: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.float64) * g.tensors[g.output].scale
+
+
+def load_artifact_dir(path: str | Path) -> Graph:
+    """Load OUTDIR/model.stqa (or an artifact file path)."""
+    from toolchain import artifact
+
+    p = Path(path)
+    return artifact.load(p / "model.stqa" if p.is_dir() else p)

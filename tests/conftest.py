@@ -1,0 +1,64 @@
+"""Session fixtures shared by the whole suite: one trained digits STQ model, its artifact and C.
+
+Training runs once per session (about 25 s on 2 cores) with the default, seeded settings.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"  # kept after the run (screenshots, reports); gitignored
+
+
+@pytest.fixture(scope="session")
+def digits_trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """TrainResult of the default digits STQ model (model_path, test_accuracy, ...)."""
+    from toolchain.train import TrainConfig, train
+
+    return train(TrainConfig(), tmp_path_factory.mktemp("train"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def digits_h5(digits_trained: Any) -> Path:
+    return Path(digits_trained.model_path)
+
+
+@pytest.fixture(scope="session")
+def digits_keras(digits_h5: Path) -> Any:
+    from toolchain.frontend import load_keras_model
+
+    return load_keras_model(digits_h5)
+
+
+@pytest.fixture(scope="session")
+def digits_outdir(digits_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`stq convert` output of the digits model: model.stqa, c/, convert.json."""
+    from toolchain.convert import convert
+
+    out = tmp_path_factory.mktemp("digits-model")
+    convert(digits_h5, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_graph(digits_outdir: Path) -> Any:
+    from toolchain.reference import load_artifact_dir
+
+    return load_artifact_dir(digits_outdir)
+
+
+@pytest.fixture(scope="session")
+def digits_data() -> Any:
+    from toolchain import datasets
+
+    return datasets.digits()

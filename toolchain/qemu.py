@@ -1,0 +1,186 @@
+"""Run firmware on QEMU's emulated boards, always bounded and never leaving QEMU behind.
+
+``QemuBoard`` starts ``qemu-system-arm`` in its own process group under coreutils ``timeout``
+(a hard ceiling even if Python dies), with the first serial port on a loopback TCP server that
+waits for the host to connect before the guest starts (so the boot banner is never lost), and
+kills the whole group on exit, on exceptions and on KeyboardInterrupt::
+
+    with QemuBoard(elf) as board:
+        dev = StqDevice.open(board.port_url)
+        ...
+    board.returncode  # the semihosting exit code once QEMU has stopped
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from toolchain.errors import StqError
+
+QEMU = "qemu-system-arm"
+DEFAULT_TIMEOUT_S = 300.0
+_LIVE: set[QemuBoard] = set()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def qemu_command(elf: Path, machine: str, port: int) -> list[str]:
+    """The QEMU command line (without the timeout wrapper)."""
+    return [
+        QEMU,
+        "-M", machine,
+        "-nographic",
+        "-monitor", "none",
+        "-kernel", str(elf),
+        "-icount", "shift=0",
+        "-semihosting-config", "enable=on,target=native",
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+    ]  # fmt: skip
+
+
+class QemuBoard:
+    """One QEMU instance running ``elf``; a context manager.
+
+    ``timeout`` (seconds of wall time) bounds QEMU's whole life. ``port_url`` is a pyserial URL
+    (``socket://127.0.0.1:PORT``) for the first serial port (USART1 on netduinoplus2).
+    """
+
+    def __init__(
+        self, elf: Path | str, machine: str = "netduinoplus2", timeout: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.elf = Path(elf)
+        self.machine = machine
+        self.timeout = timeout
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.log_path: Path | None = None
+        self.returncode: int | None = None
+
+    @property
+    def port_url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if not self.elf.is_file():
+            raise StqError(f"firmware {self.elf} does not exist (run `stq build` first)")
+        if shutil.which(QEMU) is None:
+            raise StqError(f"{QEMU} not found on PATH (install qemu-system-arm: scripts/setup.sh)")
+        self._log_dir = tempfile.TemporaryDirectory(prefix="stq-qemu-")
+        self.log_path = Path(self._log_dir.name) / "qemu.log"
+        for _attempt in range(5):
+            self.port = _free_port()
+            cmd = [
+                "timeout", "--kill-after=5", f"{self.timeout:.0f}",
+                *qemu_command(self.elf, self.machine, self.port),
+            ]  # fmt: skip
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            _LIVE.add(self)
+            if self._wait_listening():
+                return
+            self.stop()
+            if "Address already in use" not in self.log():
+                break
+        raise StqError(f"QEMU did not start: {self.log().strip()[-400:] or 'no output'}")
+
+    def _wait_listening(self, limit_s: float = 20.0) -> bool:
+        """Wait until QEMU listens on the port (polled without connecting) or has died."""
+        deadline = time.monotonic() + limit_s
+        needle = f":{self.port:04X} 00000000:0000 0A"  # LISTEN in /proc/net/tcp
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                if needle in Path("/proc/net/tcp").read_text():
+                    return True
+            except OSError:  # no procfs: give QEMU a moment and let the client retry
+                time.sleep(0.5)
+                return True
+            time.sleep(0.05)
+        return False
+
+    def log(self) -> str:
+        if self.log_path is None or not self.log_path.is_file():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait for QEMU to exit by itself (semihosting exit); its exit code or None."""
+        if self.proc is None:
+            return self.returncode
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self) -> None:
+        """Kill QEMU's process group (TERM, then KILL) and reap it."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self.returncode is None:
+            self.returncode = proc.poll()
+        _LIVE.discard(self)
+
+    def close(self) -> None:
+        self.stop()
+        if self._log_dir is not None:
+            self._log_dir.cleanup()
+            self._log_dir = None
+
+    def __enter__(self) -> QemuBoard:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        # keep the log readable after a failure inside the block; cleaned at interpreter exit
+        if exc_type is None:
+            self.close()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for board in list(_LIVE):
+        board.stop()
