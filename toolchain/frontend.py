@@ -102,4 +102,5 @@ def convert_model(model: Any, name: str | None = None) -> Graph:
                            f"supported layer types: {', '.join(supported_layers())}")
         args = [values[n] for n in inputs[layer.name]]
         values[layer.name] = handler(low, layer, args)
+        low.note_keras_output(layer.name, values[layer.name])
     return low.graph(values[output_name])

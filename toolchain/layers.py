@@ -60,6 +60,7 @@ def _activation(low: Lowering, layer: Any, value: Value, act: Any) -> Value:
                        "supported; use quantized_relu on the producing layer")
     if name == "softmax":
         low.output_info = {"activation": "softmax"}
+        low.softmax_layers.add(layer.name)
         return value
     raise StqError(f"layer '{layer.name}': activation {name!r} is not supported (linear, relu, "
                    "softmax at the output, or a QKeras activation quantizer)")
@@ -101,6 +102,7 @@ def keras_activation(low: Lowering, layer: Any, args: list[Value]) -> Value:
     cls = type(layer).__name__
     if cls == "Softmax":
         low.output_info = {"activation": "softmax"}
+        low.softmax_layers.add(layer.name)
         return value
     if cls == "ReLU":
         if layer.max_value is not None or float(layer.negative_slope) != 0.0 or float(

@@ -45,6 +45,7 @@ class Pending:
     relu: bool = False
     post: list[tuple[str, dict]] = field(default_factory=list)  # maxpool / reshape, after requant
     node_shape: tuple[int, ...] = ()  # the node's own output shape (before deferred ops)
+    keras_name: str = ""  # the last Keras layer whose output this value is (diagnostics)
 
     def __post_init__(self) -> None:
         if not self.node_shape:
@@ -68,6 +69,7 @@ class Lowering:
         self.input: str | None = None
         self.input_format: dict | None = None
         self.output_info: dict = {"activation": "none"}
+        self.softmax_layers: set[str] = set()
 
     # ---- tensors -------------------------------------------------------------------------
     def new_tensor(self, name: str, shape: tuple[int, ...], lo: int, hi: int,
@@ -92,6 +94,19 @@ class Lowering:
             return self.finalize(value, None, exact=True)
         raise StqError(f"layer '{layer}' ({what}) reads the unquantized output of layer "
                        f"'{value.node.name}'; insert a QActivation between them")
+
+    def note_keras_output(self, layer: str, value: Value, final: str | None = None) -> None:
+        """Record which Keras layer's output first equals a node's output (for diagnostics:
+        per-layer comparisons with QKeras); stored as the node attribute ``keras_output``."""
+        if isinstance(value, Pending):
+            if layer not in self.softmax_layers:
+                value.keras_name = layer
+            return
+        tensor = final if final is not None else (
+            value.tensor if isinstance(value, Quant) else None)
+        for n in self.nodes:
+            if n.output == tensor and "keras_output" not in n.attrs:
+                n.attrs["keras_output"] = layer
 
     # ---- requantization ------------------------------------------------------------------
     def finalize(self, p: Pending, fmt: ActFormat | None, exact: bool = False) -> Quant:
@@ -134,6 +149,8 @@ class Lowering:
         n.attrs["clamp"] = [int(lo), int(hi)]
         n.attrs["requant"] = kind
         n.output = out.name
+        if kind != "quantized" and p.keras_name and all(op == "reshape" for op, _ in p.post):
+            n.attrs["keras_output"] = p.keras_name
         self.nodes.append(n)
         value = Quant(out.name, p.node_shape)
         for op, attrs in p.post:

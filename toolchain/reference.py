@@ -42,39 +42,51 @@ def _requant(node: Node, accs: list[np.ndarray]) -> np.ndarray:
     return np.clip(q, lo, hi)
 
 
-def run_node(g: Graph, node: Node, env: dict[str, np.ndarray]) -> np.ndarray:
+def _accumulate(g: Graph, node: Node, env: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The exact integer inputs of the node's requantization: [acc] or [acc, second]."""
     xs = [env[name].astype(np.int64) for name in node.inputs]
-    out = g.tensors[node.output]
     if node.op in ("conv2d", "depthwise_conv2d"):
-        x = xs[0].reshape(node.attrs["in_shape"])
-        p = _patches(x, node)
+        p = _patches(xs[0].reshape(node.attrs["in_shape"]), node)
         w = node.arrays["weights"].astype(np.int64)
         if node.op == "conv2d":
             oh, ow = p.shape[:2]
-            acc = p.reshape(oh * ow, -1) @ w.reshape(w.shape[0], -1).T
-            acc = acc.reshape(oh, ow, -1)
+            acc = (p.reshape(oh * ow, -1) @ w.reshape(w.shape[0], -1).T).reshape(oh, ow, -1)
         else:
             acc = np.einsum("hwijc,ijc->hwc", p, w)
-        res = _requant(node, [acc] + ([xs[1].reshape(acc.shape)] if len(xs) == 2 else []))
     elif node.op == "dense":
         acc = node.arrays["weights"].astype(np.int64) @ xs[0].reshape(-1)
-        res = _requant(node, [acc] + ([xs[1].reshape(acc.shape)] if len(xs) == 2 else []))
-    elif node.op == "maxpool":
-        x = xs[0].reshape(node.attrs["in_shape"])
-        res = _patches(x, node, fill=np.iinfo(np.int64).min).max(axis=(2, 3))
     elif node.op == "avgpool":
-        x = xs[0].reshape(node.attrs["in_shape"])
-        acc = _patches(x, node).sum(axis=(2, 3))
-        res = _requant(node, [acc])
+        acc = _patches(xs[0].reshape(node.attrs["in_shape"]), node).sum(axis=(2, 3))
     elif node.op == "add":
-        res = _requant(node, [xs[0], xs[1].reshape(xs[0].shape)])
-    else:  # pragma: no cover - the IR refuses unknown ops
-        raise StqError(f"layer '{node.name}': unknown op {node.op}")
+        acc = xs[0]
+    else:
+        raise StqError(f"layer '{node.name}': op {node.op} has no requantization")
+    return [acc] + ([xs[1].reshape(acc.shape)] if len(xs) == 2 else [])
+
+
+def run_node(g: Graph, node: Node, env: dict[str, np.ndarray]) -> np.ndarray:
+    out = g.tensors[node.output]
+    if node.op == "maxpool":
+        x = env[node.inputs[0]].astype(np.int64).reshape(node.attrs["in_shape"])
+        res = _patches(x, node, fill=np.iinfo(np.int64).min).max(axis=(2, 3))
+    else:
+        res = _requant(node, _accumulate(g, node, env))
     res = res.reshape(out.shape)
     lo, hi = DTYPE_RANGE[out.dtype]
     if res.min(initial=0) < lo or res.max(initial=0) > hi:
         raise StqError(f"layer '{node.name}': result outside {out.dtype} (converter bug)")
     return res.astype(NP_DTYPE[out.dtype])
+
+
+def pre_rounding(g: Graph, node: Node, env: dict[str, np.ndarray]) -> np.ndarray:
+    """Diagnostics: the node's value in output steps just before rounding and clamping,
+    ``(acc*mult + res*mult2 + offset) / 2**shift`` (float64 of the exact int64 value)."""
+    accs = _accumulate(g, node, env)
+    v = accs[0] * node.arrays["mult"].astype(np.int64) + node.arrays["offset"].astype(np.int64)
+    if len(accs) == 2:
+        v = v + accs[1] * node.arrays["mult2"].astype(np.int64)
+    return (v / np.exp2(node.arrays["shift"].astype(np.float64))).reshape(
+        g.tensors[node.output].shape)
 
 
 def check_input(g: Graph, x: np.ndarray) -> np.ndarray:

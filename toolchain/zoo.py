@@ -92,13 +92,15 @@ def probe_residual() -> Any:
 
 
 def probe_depthwise() -> Any:
-    """Depthwise-separable blocks (the DS-CNN pattern) with zero padding and strides."""
+    """Depthwise-separable blocks (the DS-CNN pattern) with zero padding and strides, a max
+    pooling placed before its quantizer, and Reshape/Flatten after global pooling."""
     tf, qk = _qk()
     L = tf.keras.layers
     inp = L.Input((8, 8, 1))
     x = qk.QActivation(INPUT_Q)(inp)
     x = qk.QConv2D(16, 3, strides=1, padding="same", kernel_quantizer=INT8_W)(x)
     x = L.BatchNormalization()(x)
+    x = L.MaxPooling2D(2, strides=1, padding="same", name="pool_before_q")(x)  # deferred
     x = qk.QActivation(ACT_Q)(x)
     x = L.ZeroPadding2D(((1, 0), (0, 1)))(x)
     x = qk.QDepthwiseConv2D(3, strides=2, padding="valid", depthwise_quantizer=TERNARY)(x)
@@ -111,13 +113,15 @@ def probe_depthwise() -> Any:
     x = L.BatchNormalization()(x)
     x = qk.QActivation("quantized_bits(6,2,1)")(x)
     x = L.GlobalAveragePooling2D()(x)
+    x = L.Reshape((1, 1, 24))(x)
+    x = L.Flatten()(x)
     x = qk.QDense(10, kernel_quantizer=INT8_W)(x)
     x = L.Activation("softmax")(x)
     return tf.keras.Model(inp, x, name="probe_depthwise")
 
 
 def probe_dense() -> Any:
-    """Dense-only network (binary and ternary weights), Sequential API."""
+    """Dense-only network (binary and ternary weights, QBatchNormalization), Sequential API."""
     tf, qk = _qk()
     L = tf.keras.layers
     return tf.keras.Sequential([
@@ -125,7 +129,7 @@ def probe_dense() -> Any:
         qk.QActivation("quantized_relu(8,0)"),
         L.Flatten(),
         qk.QDense(48, kernel_quantizer="binary(alpha='auto_po2')", bias_quantizer=None),
-        L.BatchNormalization(),
+        qk.QBatchNormalization(),
         qk.QActivation(ACT_Q),
         L.Dropout(0.1),
         qk.QDense(32, kernel_quantizer=TERNARY, activation="quantized_relu(3,1)"),

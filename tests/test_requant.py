@@ -1,0 +1,62 @@
+"""Fixed-point requantization: round half to even exactly, multipliers close to the real scale."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolchain.requant import requant_params, rhe_shift
+
+
+def _rhe(fr: Fraction) -> int:
+    return round(fr)  # Python rounds Fractions half to even
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-(2**62), 2**62), st.integers(0, 62))
+def test_rhe_shift_is_round_half_to_even(v: int, s: int) -> None:
+    got = int(rhe_shift(np.array([v], dtype=np.int64), np.array([s]))[0])
+    assert got == _rhe(Fraction(v, 2**s))
+
+
+def test_ties_round_to_even_like_tf_round() -> None:
+    v = np.array([1, 3, 5, -1, -3, -5], dtype=np.int64)  # x.5 values at shift 1
+    assert rhe_shift(v, np.ones(6, dtype=np.int64)).tolist() == [0, 2, 2, 0, -2, -2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-6, 1e3), st.floats(-1e3, 1e3), st.integers(-(2**20), 2**20),
+       st.floats(2.0**-8, 2.0**2))
+def test_params_reproduce_the_real_affine_map(a: float, b: float, acc: int, step: float) -> None:
+    bound = float(2**20)
+    (m,), shift, offset = requant_params([np.array([a])], np.array([b]), step,
+                                         [np.array([bound])])
+    assert -(2**31) < int(m[0]) < 2**31
+    v = int(acc) * int(m[0]) + int(offset[0])
+    assert abs(v) < 2**63  # the worst case fits int64 by construction
+    q = int(rhe_shift(np.array([v], dtype=np.int64), shift)[0])
+    exact = (a * acc + b) / step
+    # the fixed-point map is within a hair of the real one; only near .5 may rounding differ
+    assert abs(q - exact) <= 0.5 + 1e-6 * (abs(exact) + 1)
+
+
+def test_power_of_two_scales_are_exact_including_ties() -> None:
+    # a = 2**-1 per accumulator step, b = 0: every odd accumulator is an exact .5 tie
+    (m,), shift, offset = requant_params([np.array([0.5])], np.array([0.0]), 1.0,
+                                         [np.array([1000.0])])
+    acc = np.arange(-9, 10, dtype=np.int64)
+    q = rhe_shift(acc * m[0] + offset[0], shift[0])
+    np.testing.assert_array_equal(q, np.round(acc / 2.0))
+
+
+def test_residual_multiplier_shares_the_shift() -> None:
+    mults, shift, offset = requant_params([np.array([0.25]), np.array([0.125])],
+                                          np.array([0.0]), 0.5,
+                                          [np.array([100.0]), np.array([127.0])])
+    acc, res = 7, -5
+    v = acc * int(mults[0][0]) + res * int(mults[1][0]) + int(offset[0])
+    q = int(rhe_shift(np.array([v]), shift)[0])
+    assert q == round((0.25 * acc + 0.125 * res) / 0.5)
