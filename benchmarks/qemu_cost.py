@@ -43,14 +43,18 @@ def digits_inputs(outdir: Path, n: int, input_bytes: int) -> list[bytes]:
     return [bytes((i * 131 + k * 17) % 97 for i in range(input_bytes)) for k in range(n)]
 
 
-def measure(outdir: Path, images: int, build_dir: Path, timeout: float) -> dict:
+def measure(outdir: Path, images: int, build_dir: Path, timeout: float,
+            inputs: list[bytes] | None = None) -> dict:
+    """Cost on ``inputs`` (default: digits_inputs); the outputs are returned too."""
     board = load_board(BOARD)
     result = build(outdir, board, build_dir)
     with QemuBoard(result.elf, board.qemu_machine, timeout=timeout) as qemu:
         with StqDevice.open(qemu.port_url, timeout=60) as dev:
             info = dev.hello()
-            inputs = digits_inputs(outdir, images, info.input_bytes)
-            costs = [dev.infer(x)[1] for x in inputs]
+            if inputs is None:
+                inputs = digits_inputs(outdir, images, info.input_bytes)
+            runs = [dev.infer(x) for x in inputs]
+            costs = [c for _, c in runs]
             dev.upload(inputs[0])
             layers = dev.profile()
             dev.quit()
@@ -72,6 +76,7 @@ def measure(outdir: Path, images: int, build_dir: Path, timeout: float) -> dict:
         "ticks_mean": statistics.fmean(ticks),
         "instructions_per_tick": mean_instr / statistics.fmean(ticks),
         "instructions_per_mac": mean_instr / info.macs if info.macs else None,
+        "outputs": [y.hex() for y, _ in runs],
         "layers": [
             {"index": c.index, "name": c.name, "ticks": c.ticks, "instructions": c.instructions}
             for c in layers

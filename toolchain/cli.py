@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("reference", "toolchain.commands.reference", "run the bit-exact NumPy reference on inputs"),
     ("build", "toolchain.commands.build", "firmware + model -> ELF/BIN/HEX for a board"),
     ("flash", "toolchain.commands.flash", "program a board (st-flash / openocd / pyocd)"),
+    ("budget", "toolchain.commands.budget", "per-layer flash/RAM, arena plan, board and budget"),
     ("run", "toolchain.commands.run", "run firmware on an emulated board (QEMU)"),
     ("demo", "toolchain.commands.demo", "the whole pipeline on the bundled digits data"),
 ]

@@ -28,9 +28,32 @@ WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int
 TEMPLATE = {"conv2d": "conv2d.c.j2", "depthwise_conv2d": "depthwise_conv2d.c.j2",
             "dense": "dense.c.j2", "maxpool": "maxpool.c.j2", "avgpool": "avgpool.c.j2",
             "add": "add.c.j2"}
+FAST_TEMPLATE = {"conv2d": "conv2d_fast.c.j2"}
 FN_PREFIX = {"conv2d": "stq_conv2d", "depthwise_conv2d": "stq_dwconv2d", "dense": "stq_dense",
              "maxpool": "stq_maxpool", "avgpool": "stq_avgpool", "add": "stq_add"}
 SOURCES = ("model.h", "model.c", "weights.c", "kernels.h", "kernels.c")
+KERNELS = ("optimized", "reference")
+FAST_PIXELS = 4  # STQ_FAST_PIXELS in fast_common.c.j2
+
+
+def kernel_choice(g: Graph) -> str:
+    kernels = g.options.get("kernels", "optimized")
+    if kernels not in KERNELS:
+        raise StqError(f"kernels {kernels!r} is not one of {', '.join(KERNELS)}")
+    return kernels
+
+
+def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bool:
+    """Whether layer n gets the optimized kernel (else the reference kernel)."""
+    return (kernels == "optimized" and n.op == "conv2d" and wk in ("t2", "i8")
+            and in_dtype in ("int8", "uint8"))
+
+
+def fast_buffer_bytes(p: dict) -> int:
+    """Mirror of stq_conv2d_fast_get_buffer_size(): im2col pairs of FAST_PIXELS pixels plus one
+    byte patch, per group of 4 weights."""
+    groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
+    return (FAST_PIXELS * 8 + 4) * groups
 
 
 def _env() -> jinja2.Environment:
@@ -97,6 +120,8 @@ class CModel:
     offsets: dict[str, int]
     arrays: list[CArray]
     weight_bytes: dict[str, int]  # per layer: packed weights + requantization parameters
+    kernels: str = "optimized"    # "optimized" (fast kernels where there is one) or "reference"
+    scratch_bytes: int = 0        # static scratch of the optimized kernels (RAM, stq_scratch)
 
 
 def weight_code(node: Node, packing: str) -> str:
@@ -124,6 +149,10 @@ def plan_arena(g: Graph) -> ArenaPlanner:
 def generate(g: Graph) -> CModel:
     env = _env()
     packing = g.options.get("packing", "2bit")
+    kernels = kernel_choice(g)
+    scratch_bytes = 0
+    fast_codes: set[str] = set()
+    im2col_types: dict[str, str] = {}
     planner = plan_arena(g)
     offsets = {name: b.offset for name, b in planner.buffers.items()}
     arrays: list[CArray] = []
@@ -169,11 +198,20 @@ def generate(g: Graph) -> CModel:
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
 
         fn, proto, args = _signature(n, wk, ins, out)
+        template = TEMPLATE[n.op]
+        ref_fn = fn
+        if uses_fast_kernel(n, wk, ins[0].dtype, kernels):
+            fn, proto = fn + "_fast", proto.replace(f" {fn}(", f" {fn}_fast(")
+            template = FAST_TEMPLATE[n.op]
+            scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p))
+            fast_codes.add(str(wk))
+            im2col_types[SHORT[ins[0].dtype]] = CTYPE[ins[0].dtype]
         if fn not in bodies:
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
+                   "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn,
                    "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None}
-            bodies[fn] = env.get_template(TEMPLATE[n.op]).render(**ctx)
+            bodies[fn] = env.get_template(template).render(**ctx)
             protos[fn] = proto
         call_args = [ptr(n.inputs[0], True)]
         if len(n.inputs) == 2:
@@ -205,9 +243,14 @@ def generate(g: Graph) -> CModel:
         "packing": packing, "prototypes": [protos[k] for k in protos],
         "bodies": [bodies[k] for k in bodies], "uses_t2": "t2" in codes,
         "uses_t3": "t3" in codes, "base3_lut": _base3_lut(),
+        "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
+        "uses_i8_fast": "i8" in fast_codes,
+        "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": _t2_pairs(),
+        "im2col_types": [{"short": k, "ctype": v} for k, v in sorted(im2col_types.items())],
     }
     files = {name: env.get_template(f"{name}.j2").render(**ctx) for name in SOURCES}
-    return CModel(files, ctx["arena_bytes"], offsets, arrays, weight_bytes)
+    return CModel(files, ctx["arena_bytes"], offsets, arrays, weight_bytes, kernels,
+                  scratch_bytes)
 
 
 def write(g: Graph, outdir: Path) -> CModel:
@@ -264,6 +307,17 @@ def _signature(n: Node, wk: str | None, ins: list, out) -> tuple[str, str, list[
         params.append(f"const {CTYPE[ins[1].dtype]} *res")
     params += [f"{CTYPE[out.dtype]} *out", "const stq_layer_params_t *p"]
     return fn, f"void {fn}({', '.join(params)})", params
+
+
+def _t2_pairs() -> list[str]:
+    """stq_t2_pairs: packed 2-bit byte -> int16 pairs (w0, w2) | (w1, w3) << 32, as literals."""
+    def w(b: int, i: int) -> int:
+        return {0: 0, 1: 1, 2: -1, 3: 0}[(b >> (2 * i)) & 3]
+
+    def pair(lo: int, hi: int) -> str:
+        return f"{(lo & 0xFFFF) | ((hi & 0xFFFF) << 16):08X}"
+
+    return [f"UINT64_C(0x{pair(w(b, 1), w(b, 3))}{pair(w(b, 0), w(b, 2))})" for b in range(256)]
 
 
 def _base3_lut() -> list[list[int]]:

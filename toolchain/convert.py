@@ -33,6 +33,7 @@ def convert_graph(g: Graph, outdir: Path) -> dict[str, Any]:
         summary = {
             "model": g.name, "hash": digest, "artifact": str(outdir / ARTIFACT_NAME),
             "c_dir": str(outdir / "c"), "packing": g.options.get("packing", "2bit"),
+            "kernels": cmodel.kernels, "scratch_bytes": cmodel.scratch_bytes,
             "macs": g.macs(), "arena_bytes": cmodel.arena_bytes,
             "weight_bytes": sum(cmodel.weight_bytes.values()),
             "layers": [{"name": n.name, "op": n.op, "output": list(g.tensors[n.output].shape),

@@ -23,46 +23,145 @@ def _qk() -> Any:
     return tf, qkeras
 
 
-def digits(variant: str = "stq", input_shape: tuple[int, int, int] = (8, 8, 1),
-           classes: int = 10) -> Any:
-    """The default digits CNN: conv-bn-act-pool x2, dense; ternary middle, int8 first/last
-    layers for the ``stq`` variants (the method's practice), float for ``fp``."""
-    tf, qk = _qk()
-    L = tf.keras.layers
-    inp = L.Input(input_shape, name="image")
-    if variant == "fp":
-        x = L.Conv2D(16, 3, padding="same", use_bias=False, name="conv1")(inp)
-        x = L.BatchNormalization(name="bn1")(x)
-        x = L.ReLU(name="relu1")(x)
-        x = L.MaxPooling2D(2, name="pool1")(x)
-        x = L.Conv2D(32, 3, padding="same", use_bias=False, name="conv2")(x)
-        x = L.BatchNormalization(name="bn2")(x)
-        x = L.ReLU(name="relu2")(x)
-        x = L.MaxPooling2D(2, name="pool2")(x)
-        x = L.Flatten(name="flatten")(x)
-        x = L.Dense(classes, name="logits")(x)
-        out = L.Softmax(name="softmax")(x)
-        return tf.keras.Model(inp, out, name="digits_fp")
-    if variant not in ("stq", "stq-jr", "int8"):
-        raise StqError(f"unknown variant {variant!r} for model digits (fp, int8, stq, stq-jr)")
-    middle = INT8_W if variant == "int8" else TERNARY
-    x = qk.QActivation(INPUT_Q, name="input_q")(inp)
-    x = qk.QConv2D(16, 3, padding="same", use_bias=False, kernel_quantizer=INT8_W,
-                   name="conv1")(x)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = qk.QActivation(ACT_Q, name="act1")(x)
-    x = L.MaxPooling2D(2, name="pool1")(x)
-    x = qk.QConv2D(32, 3, padding="same", use_bias=False, kernel_quantizer=middle,
-                   name="conv2")(x)
-    x = L.BatchNormalization(name="bn2")(x)
-    x = qk.QActivation(ACT_Q, name="act2")(x)
-    x = L.MaxPooling2D(2, name="pool2")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = qk.QDense(classes, kernel_quantizer=INT8_W, bias_quantizer="quantized_bits(16,5,1)",
-                  name="logits")(x)
-    x = qk.QActivation(LOGITS_Q, name="logits_q")(x)
-    out = L.Softmax(name="softmax")(x)
-    return tf.keras.Model(inp, out, name=f"digits_{variant.replace('-', '_')}")
+VARIANTS = ("fp", "int8", "stq", "stq-jr")
+INT8_ACT_Q = "quantized_relu(8,3)"
+
+
+class Builder:
+    """Builds one topology in any variant: ``fp`` (float), ``int8`` (quantized_bits(8) weights
+    and 8-bit activations, the MLPerf Tiny style), ``stq`` and ``stq-jr`` (stochastic ternary
+    weights, 4-bit activations; -jr is trained with Jacobian regularization). With
+    ``int8_edges`` the first and last layers keep int8 weights (the method's practice)."""
+
+    def __init__(self, variant: str, int8_edges: bool = True) -> None:
+        if variant not in VARIANTS:
+            raise StqError(f"unknown variant {variant!r}; available: {', '.join(VARIANTS)}")
+        self.variant = variant
+        self.int8_edges = int8_edges
+        self.tf, self.qk = _qk()
+        self.L = self.tf.keras.layers
+
+    @property
+    def fp(self) -> bool:
+        return self.variant == "fp"
+
+    def _wq(self, edge: bool) -> str:
+        if self.variant == "int8" or (edge and self.int8_edges):
+            return INT8_W
+        return TERNARY
+
+    def input(self, x: Any) -> Any:
+        return x if self.fp else self.qk.QActivation(INPUT_Q, name="input_q")(x)
+
+    def conv(self, x: Any, filters: int, kernel: Any, name: str, strides: Any = 1,
+             edge: bool = False, padding: str = "same") -> Any:
+        if self.fp:
+            return self.L.Conv2D(filters, kernel, strides=strides, padding=padding,
+                                 use_bias=False, name=name)(x)
+        return self.qk.QConv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
+                               kernel_quantizer=self._wq(edge), name=name)(x)
+
+    def dwconv(self, x: Any, kernel: Any, name: str, strides: Any = 1) -> Any:
+        if self.fp:
+            return self.L.DepthwiseConv2D(kernel, strides=strides, padding="same",
+                                          use_bias=False, name=name)(x)
+        return self.qk.QDepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False,
+                                        depthwise_quantizer=self._wq(False), name=name)(x)
+
+    def dense(self, x: Any, units: int, name: str, edge: bool = True) -> Any:
+        if self.fp:
+            return self.L.Dense(units, name=name)(x)
+        return self.qk.QDense(units, kernel_quantizer=self._wq(edge),
+                              bias_quantizer="quantized_bits(16,5,1)", name=name)(x)
+
+    def bn(self, x: Any, name: str) -> Any:
+        return self.L.BatchNormalization(name=name)(x)
+
+    def act(self, x: Any, name: str) -> Any:
+        if self.fp:
+            return self.L.ReLU(name=name)(x)
+        return self.qk.QActivation(INT8_ACT_Q if self.variant == "int8" else ACT_Q, name=name)(x)
+
+    def branch_q(self, x: Any, name: str) -> Any:
+        """Quantize a residual branch that is not followed by an activation."""
+        return x if self.fp else self.qk.QActivation("quantized_bits(8,3,1)", name=name)(x)
+
+    def head(self, x: Any, classes: int) -> Any:
+        x = self.dense(x, classes, "logits", edge=True)
+        if not self.fp:
+            x = self.qk.QActivation(LOGITS_Q, name="logits_q")(x)
+        return self.L.Softmax(name="softmax")(x)
+
+    def model(self, inp: Any, out: Any, name: str) -> Any:
+        return self.tf.keras.Model(inp, out, name=f"{name}_{self.variant.replace('-', '_')}")
+
+
+def digits(variant: str = "stq", input_shape: tuple[int, ...] = (8, 8, 1), classes: int = 10,
+           int8_edges: bool = True) -> Any:
+    """The default digits CNN: conv-bn-act-pool x2, dense (84 k MACs)."""
+    b = Builder(variant, int8_edges)
+    inp = b.L.Input(input_shape, name="image")
+    x = b.input(inp)
+    x = b.act(b.bn(b.conv(x, 16, 3, "conv1", edge=True), "bn1"), "act1")
+    x = b.L.MaxPooling2D(2, name="pool1")(x)
+    x = b.act(b.bn(b.conv(x, 32, 3, "conv2"), "bn2"), "act2")
+    x = b.L.MaxPooling2D(2, name="pool2")(x)
+    x = b.L.Flatten(name="flatten")(x)
+    return b.model(inp, b.head(x, classes), "digits")
+
+
+def resnet8(variant: str = "stq", input_shape: tuple[int, ...] = (32, 32, 3),
+            classes: int = 10, int8_edges: bool = True) -> Any:
+    """The MLPerf Tiny image-classification ResNet-8 (16/32/64 filters, ~78 k parameters,
+    12.5 M MACs). The 1x1 shortcut convolutions of blocks 2 and 3 get an 8-bit quantizer so the
+    residual add fuses into the second conv of each block."""
+    return _resnet(variant, input_shape, classes, int8_edges, (16, 32, 64), "resnet8")
+
+
+def _resnet(variant: str, input_shape: tuple[int, ...], classes: int, int8_edges: bool,
+            widths: tuple[int, ...], name: str) -> Any:
+    b = Builder(variant, int8_edges)
+    inp = b.L.Input(input_shape, name="image")
+    x = b.input(inp)
+    x = b.act(b.bn(b.conv(x, widths[0], 3, "conv1", edge=True), "bn1"), "act1")
+    for block, filters in enumerate(widths, start=1):
+        stride = 1 if block == 1 else 2
+        y = b.act(b.bn(b.conv(x, filters, 3, f"b{block}_conv1", strides=stride),
+                       f"b{block}_bn1"), f"b{block}_act1")
+        y = b.bn(b.conv(y, filters, 3, f"b{block}_conv2"), f"b{block}_bn2")
+        if stride != 1 or x.shape[-1] != filters:
+            x = b.branch_q(b.conv(x, filters, 1, f"b{block}_short", strides=stride),
+                           f"b{block}_short_q")
+        x = b.act(b.L.Add(name=f"b{block}_add")([y, x]), f"b{block}_act2")
+    x = b.L.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
+    x = b.L.Flatten(name="flatten")(x)
+    return b.model(inp, b.head(x, classes), name)
+
+
+def resnet_large(variant: str = "stq", input_shape: tuple[int, ...] = (32, 32, 3),
+                 classes: int = 10, int8_edges: bool = True) -> Any:
+    """A wider ResNet (48/96/192/240 filters, 1.67 M parameters) whose packed 2-bit ternary
+    weights take 420 KB (~410 KiB, the method's model size): a realistic large budget case."""
+    return _resnet(variant, input_shape, classes, int8_edges, (48, 96, 192, 240),
+                   "resnet_large")
+
+
+def dscnn(variant: str = "stq", input_shape: tuple[int, ...] = (49, 10, 1), classes: int = 12,
+          int8_edges: bool = True) -> Any:
+    """The MLPerf Tiny keyword-spotting DS-CNN: a 10x4 stride-2 conv (64 filters), four
+    depthwise-separable blocks, average pooling, dense to 12 classes."""
+    b = Builder(variant, int8_edges)
+    inp = b.L.Input(input_shape, name="mfcc")
+    x = b.input(inp) if not b.fp else inp
+    x = b.act(b.bn(b.conv(x, 64, (10, 4), "conv1", strides=2, edge=True), "bn1"), "act1")
+    x = b.L.Dropout(0.2, name="drop1")(x)
+    for i in range(1, 5):
+        x = b.act(b.bn(b.dwconv(x, 3, f"dw{i}"), f"dw{i}_bn"), f"dw{i}_act")
+        x = b.act(b.bn(b.conv(x, 64, 1, f"pw{i}"), f"pw{i}_bn"), f"pw{i}_act")
+    x = b.L.Dropout(0.4, name="drop2")(x)
+    x = b.L.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
+    x = b.L.Flatten(name="flatten")(x)
+    return b.model(inp, b.head(x, classes), "dscnn")
 
 
 def probe_residual() -> Any:
@@ -138,49 +237,10 @@ def probe_dense() -> Any:
     ], name="probe_dense")
 
 
-def resnet8(variant: str = "stq", input_shape: tuple[int, int, int] = (32, 32, 3),
-            classes: int = 10, act: str = ACT_Q) -> Any:
-    """The MLPerf Tiny image-classification ResNet-8 (16/32/64 filters, ~78 k parameters).
-
-    The QKeras variants quantize every activation; the 1x1 shortcut convolutions of blocks 2
-    and 3 get an 8-bit quantizer so that the residual add can fuse into the second conv of each
-    block. First and last layers are int8 (the method's practice), the rest ternary (stq) or
-    int8 (int8).
-    """
-    tf, qk = _qk()
-    L = tf.keras.layers
-    if variant not in ("stq", "stq-jr", "int8"):
-        raise StqError(f"unknown variant {variant!r} for model resnet8 (int8, stq, stq-jr)")
-    mid = INT8_W if variant == "int8" else TERNARY
-    inp = L.Input(input_shape, name="image")
-    x = qk.QActivation(INPUT_Q, name="input_q")(inp)
-    x = qk.QConv2D(16, 3, padding="same", kernel_quantizer=INT8_W, use_bias=False,
-                   name="conv1")(x)
-    x = L.BatchNormalization(name="bn1")(x)
-    x = qk.QActivation(act, name="act1")(x)
-    for block, (filters, stride) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
-        y = qk.QConv2D(filters, 3, strides=stride, padding="same", kernel_quantizer=mid,
-                       use_bias=False, name=f"b{block}_conv1")(x)
-        y = L.BatchNormalization(name=f"b{block}_bn1")(y)
-        y = qk.QActivation(act, name=f"b{block}_act1")(y)
-        y = qk.QConv2D(filters, 3, padding="same", kernel_quantizer=mid, use_bias=False,
-                       name=f"b{block}_conv2")(y)
-        y = L.BatchNormalization(name=f"b{block}_bn2")(y)
-        if stride != 1:
-            x = qk.QConv2D(filters, 1, strides=stride, padding="same", kernel_quantizer=mid,
-                           use_bias=False, name=f"b{block}_short")(x)
-            x = qk.QActivation("quantized_bits(8,3,1)", name=f"b{block}_short_q")(x)
-        x = L.Add(name=f"b{block}_add")([y, x])
-        x = qk.QActivation(act, name=f"b{block}_act2")(x)
-    x = L.AveragePooling2D(pool_size=x.shape[1:3], name="pool")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = qk.QDense(classes, kernel_quantizer=INT8_W, name="logits")(x)
-    x = qk.QActivation(LOGITS_Q, name="logits_q")(x)
-    out = L.Softmax(name="softmax")(x)
-    return tf.keras.Model(inp, out, name=f"resnet8_{variant.replace('-', '_')}")
-
-
-MODELS: dict[str, Callable[..., Any]] = {"digits": digits, "resnet8": resnet8}
+MODELS: dict[str, Callable[..., Any]] = {"digits": digits, "resnet8": resnet8,
+                                         "dscnn": dscnn, "resnet_large": resnet_large}
+DEFAULT_DATASET = {"digits": "digits", "resnet8": "cifar10", "dscnn": "speech_commands",
+                   "resnet_large": "cifar10"}
 PROBES: dict[str, Callable[[], Any]] = {
     "cnn": lambda: digits("stq"), "residual": probe_residual, "depthwise": probe_depthwise,
     "dense": probe_dense,

@@ -1,0 +1,84 @@
+"""The optimized kernels (*_fast: im2col + SMLAD through ACLE intrinsics on Cortex-M4) give the
+NumPy reference's output bytes on QEMU netduinoplus2, for probe models that use every optimized
+kernel (ternary and int8 conv, int8 and uint8 inputs, fused residual, padding, strides, 1x1
+convs, channel counts not a multiple of 4) and for ResNet-8, on random inputs. The host build
+(tests/test_c_exact.py) runs the portable C beside the intrinsics; this runs the ARM path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from probes import randomized
+
+from toolchain import codegen, reference
+from toolchain.boards import load_board
+from toolchain.build import build
+from toolchain.convert import convert_graph
+from toolchain.device import StqDevice
+from toolchain.frontend import convert_model
+from toolchain.ir import Graph
+from toolchain.qemu import QemuBoard
+from toolchain.reference import NP_DTYPE
+
+pytestmark = pytest.mark.slow
+BOARD = "netduinoplus2"
+
+
+def _random_inputs(g: Graph, n: int, seed: int) -> np.ndarray:
+    t = g.tensors[g.input]
+    rng = np.random.default_rng(seed)
+    xs = rng.integers(t.qmin, t.qmax + 1, size=(n, *t.shape))
+    xs[0] = t.qmax  # extremes: the largest sums
+    return xs.astype(NP_DTYPE[t.dtype])
+
+
+def _expected(g: Graph, x: np.ndarray) -> bytes:
+    out_t = g.tensors[g.output]
+    dt = np.dtype("<i4") if out_t.itemsize == 4 else np.dtype(np.int8)
+    return reference.run(g, x)[g.output].reshape(-1).astype(dt).tobytes()
+
+
+def _check_on_qemu(g: Graph, outdir: Path, build_dir: Path, n: int) -> None:
+    summary = convert_graph(g, outdir)
+    assert summary["kernels"] == "optimized"
+    kernels_c = (outdir / "c" / "kernels.c").read_text()
+    fast = [n for n in g.nodes if n.op == "conv2d"]
+    assert not fast or "_fast(" in kernels_c
+    result = build(outdir, load_board(BOARD), build_dir)
+    xs = _random_inputs(g, n, seed=len(g.nodes))
+    with QemuBoard(result.elf, timeout=240) as qemu:
+        with StqDevice.open(qemu.port_url, timeout=60) as dev:
+            bad = []
+            for i, x in enumerate(xs):
+                got, _ = dev.infer(np.ascontiguousarray(x).tobytes())
+                if got != _expected(g, x):
+                    bad.append(i)
+            dev.quit()
+    assert not bad, f"{g.name}: QEMU output differs from the reference on inputs {bad}"
+
+
+@pytest.mark.parametrize("probe", ["cnn", "residual", "depthwise"])
+def test_probe_fast_kernels_bit_exact_on_qemu(tmp_path: Path, probe: str) -> None:
+    g = convert_model(randomized(probe), name=probe)
+    assert any(n.op == "conv2d" for n in g.nodes)
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
+
+
+def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
+    from toolchain import zoo
+
+    g = convert_model(zoo.resnet8("stq"), name="resnet8")
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=3)
+
+
+def test_reference_kernels_stay_selectable(tmp_path: Path) -> None:
+    g = convert_model(randomized("residual"), name="residual")
+    g.options["kernels"] = "reference"
+    summary = convert_graph(g, tmp_path)
+    assert summary["kernels"] == "reference" and summary["scratch_bytes"] == 0
+    assert "_fast" not in (tmp_path / "c" / "kernels.c").read_text()
+    g.options["kernels"] = "fastest"
+    with pytest.raises(Exception, match="kernels 'fastest'"):
+        codegen.generate(g)

@@ -1,0 +1,206 @@
+"""`stq budget`: the analytic prediction equals the linked ELF exactly (weights, requantization
+parameters, arena) on two models and two boards; over budget and over a board both fail with a
+message; a model that fits passes; the HTML report renders in headless Chromium; bad input
+gives one clear error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from toolchain import boards
+from toolchain.boards import load_board
+from toolchain.budget import analyze, load_graph, parse_size
+from toolchain.budget_elf import ElfImage, reconcile
+from toolchain.build import BuildResult, build
+from toolchain.errors import StqError
+
+BOARDS = ("netduinoplus2", "nucleo-u575zi-q")
+
+
+@pytest.fixture(scope="module")
+def resnet8_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from toolchain import zoo
+    from toolchain.convert import convert_graph
+    from toolchain.frontend import convert_model
+
+    out = tmp_path_factory.mktemp("budget-resnet8")
+    convert_graph(convert_model(zoo.resnet8("stq"), name="resnet8"), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def builds(digits_outdir: Path, resnet8_outdir: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], BuildResult]:
+    root = tmp_path_factory.mktemp("budget-builds")
+    dirs = {"digits": digits_outdir, "resnet8": resnet8_outdir}
+    cache: dict[tuple[str, str], BuildResult] = {}
+
+    def get(model: str, board: str) -> BuildResult:
+        if (model, board) not in cache:
+            cache[model, board] = build(dirs[model], load_board(board), root / f"{model}-{board}")
+        return cache[model, board]
+
+    return get
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # gitignored
+
+
+def stq(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """`stq budget ARGV` as toolchain/cli.py runs it (StqError -> one line, exit code 2)."""
+    from toolchain.commands import budget
+
+    parser = argparse.ArgumentParser(prog="stq budget")
+    budget.add_arguments(parser)
+    try:
+        rc = budget.run(parser.parse_args(argv))
+    except StqError as exc:
+        print(f"stq budget: error: {exc}", file=sys.stderr)
+        rc = 2
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("model", ["digits", "resnet8"])
+def test_prediction_equals_the_elf(model: str, board: str, builds, digits_outdir: Path,
+                                   resnet8_outdir: Path) -> None:
+    outdir = {"digits": digits_outdir, "resnet8": resnet8_outdir}[model]
+    result = builds(model, board)
+    b = analyze(load_graph(outdir))
+    summary = reconcile(b, ElfImage(result.elf), load_board(board), result.map)
+    with open(result.elf, "rb") as f:
+        from elftools.elf.elffile import ELFFile
+
+        syms = {s.name: s["st_size"] for s in ELFFile(f).get_section_by_name(".symtab")
+                .iter_symbols() if s.name.startswith(("stq_w_", "stq_q_", "stq_arena"))}
+    assert syms == b.symbols  # every weight, parameter and the arena: exact, nothing extra
+    header = (outdir / "c" / "model.h").read_text()
+    assert f"#define STQ_ARENA_BYTES {b.arena_bytes}u" in header
+    assert sum(v for k, v in b.symbols.items() if k.startswith("stq_w_")) == b.weights_bytes
+    assert b.arena_optimal and b.arena_bytes == b.arena_lower_bound <= b.arena_greedy
+    assert summary["usage"] == result.usage  # same totals as `size -A`
+    assert summary["kernel_code"] > 0 and summary["runtime_flash"] > 0
+    assert summary["stack_bytes"] == load_board(board).stack_bytes
+    if model == "resnet8":
+        assert b.int8_bytes == 78_744 and b.packing_bytes("base3") < b.weights_bytes
+
+
+def test_a_model_that_fits_passes_and_writes_reports(builds, digits_outdir: Path,
+                                                     tmp_path: Path, capsys) -> None:
+    elf = builds("digits", "netduinoplus2").elf
+    rc, out, err = stq([str(digits_outdir), "--elf", str(elf), "-o", str(tmp_path)], capsys)
+    assert rc == 0, err
+    assert "conv2" in out and "ok" in out and "match the prediction exactly" in out
+    report = json.loads((tmp_path / "budget.json").read_text())
+    assert report["ok"] and report["board"] == "netduinoplus2"
+    assert report["budget_bytes"] == 410_000 and report["elf"]["usage"]["FLASH"][0] > 0
+    assert "| conv2 |" in (tmp_path / "budget.md").read_text()
+    rc, out, _ = stq([str(digits_outdir / "model.stqa"), "--json"], capsys)
+    assert rc == 0 and json.loads(out)["ram"]["arena"] == report["ram"]["arena"]
+
+
+def test_over_budget_fails_naming_contributors(resnet8_outdir: Path, capsys) -> None:
+    rc, out, err = stq([str(resnet8_outdir), "--budget", "50KiB"], capsys)
+    assert rc == 1
+    assert "OVER by" in out and "51,200" in out
+    assert "stq budget: over:" in err and "b3_conv2" in err
+    assert "base-3 packing (stq convert --packing base3) saves 3,648 B" in out
+
+
+def test_over_board_limit_fails_and_names_boards_that_fit(resnet8_outdir: Path, tmp_path: Path,
+                                                          monkeypatch, capsys) -> None:
+    src = boards.BOARDS_DIR / "netduinoplus2.toml"
+    for name, ram in (("tiny", "0x8000"), ("netduinoplus2", None)):
+        text = src.read_text().replace('name = "netduinoplus2"', f'name = "{name}"')
+        if ram:
+            text = text.replace("length = 0x20000", f"length = {ram}")  # 128 KB RAM -> 32 KB
+        (tmp_path / f"{name}.toml").write_text(text)
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+    assert load_board("tiny").ram.length == 0x8000
+    rc, out, err = stq([str(resnet8_outdir), "--board", "tiny"], capsys)
+    assert rc == 1
+    assert "tiny RAM" in out and "OVER by" in out and "stq budget: over: tiny RAM" in err
+    assert "boards it fits: netduinoplus2" in out
+
+
+def test_html_report_renders_in_headless_chromium(builds, resnet8_outdir: Path,
+                                                  tmp_path: Path, capsys) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium not installed (scripts/setup.sh installs it)")
+    elf = builds("resnet8", "nucleo-u575zi-q").elf
+    rc, _, err = stq([str(resnet8_outdir), "--elf", str(elf), "-o", str(tmp_path)], capsys)
+    assert rc == 0, err
+    page = (tmp_path / "budget.html").resolve()
+    shots = ARTIFACTS / "budget"
+    shots.mkdir(parents=True, exist_ok=True)
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=60)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert '<table id="layers">' in dom.stdout and "b3_conv2" in dom.stdout
+    assert '<img id="chart"' in dom.stdout and "data:image/png;base64," in dom.stdout
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    assert not console, console
+    shot = shots / "resnet8_budget.png"
+    shot.unlink(missing_ok=True)
+    proc = subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,1600",
+                                   page.as_uri()], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and shot.stat().st_size > 10_000, proc.stderr[-2000:]
+
+
+def test_parse_size() -> None:
+    assert parse_size("410KB") == 410_000
+    assert parse_size("410KiB") == 419_840
+    assert parse_size("0.5MB") == 500_000
+    assert parse_size("1024") == 1024
+    assert parse_size("2 MiB") == 2 * 1024 * 1024
+    for bad in ("", "KB", "41x", "-5KB", "1.5", "0.1B", "10 K B"):
+        with pytest.raises(StqError, match="--budget"):
+            parse_size(bad)
+
+
+def test_bad_input_gives_one_clear_error(builds, digits_outdir: Path, tmp_path: Path,
+                                         capsys) -> None:
+    rc, _, err = stq([str(digits_outdir), "--board", "nope"], capsys)
+    assert rc == 2 and "unknown board 'nope'; known boards: netduinoplus2" in err
+    rc, _, err = stq([str(digits_outdir), "--budget", "lots"], capsys)
+    assert rc == 2 and "--budget 'lots' is not a size" in err
+    rc, _, err = stq([str(tmp_path / "missing")], capsys)
+    assert rc == 2 and "does not exist" in err
+    other = builds("resnet8", "netduinoplus2").elf
+    rc, _, err = stq([str(digits_outdir), "--elf", str(other)], capsys)
+    assert rc == 2 and "was built from model hash" in err and "rebuild it" in err
+    elf = builds("digits", "netduinoplus2").elf
+    rc, _, err = stq([str(digits_outdir), "--elf", str(elf), "--board", "nucleo-u575zi-q"],
+                     capsys)
+    assert rc == 2 and "was built for board netduinoplus2" in err
+    stripped = tmp_path / "stripped.elf"
+    subprocess.run(["arm-none-eabi-strip", "-o", str(stripped), str(elf)], check=True)
+    rc, _, err = stq([str(digits_outdir), "--elf", str(stripped)], capsys)
+    assert rc == 2 and "no symbol table" in err
+    junk = tmp_path / "junk.elf"
+    junk.write_bytes(b"not an elf at all")
+    rc, _, err = stq([str(digits_outdir), "--elf", str(junk), "--board", "netduinoplus2"],
+                     capsys)
+    assert rc == 2 and "is not an ELF file" in err
+    b = analyze(load_graph(digits_outdir))
+    b.symbols["stq_w_9_missing"] = 16
+    with pytest.raises(StqError, match="has no symbol stq_w_9_missing"):
+        reconcile(b, ElfImage(elf), load_board("netduinoplus2"))
+    b = analyze(load_graph(digits_outdir))
+    b.symbols["stq_arena"] += 8
+    with pytest.raises(StqError, match="symbol stq_arena is"):
+        reconcile(b, ElfImage(elf), load_board("netduinoplus2"))
