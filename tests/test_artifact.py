@@ -26,6 +26,20 @@ def _rewrite(src: Path, dst: Path, edit) -> None:
             zout.writestr(name, edit(name, zin.read(name)))
 
 
+def _edit_array(src: Path, dst: Path, suffix: str, change) -> None:
+    """Copy the artifact, applying ``change`` to the array stored under a name ending in
+    ``suffix``."""
+
+    def edit(name: str, data: bytes) -> bytes:
+        if not name.endswith(suffix):
+            return data
+        buf = io.BytesIO()
+        np.save(buf, change(np.load(io.BytesIO(data))))
+        return buf.getvalue()
+
+    _rewrite(src, dst, edit)
+
+
 def test_round_trip_keeps_hash_and_results(graph, tmp_path: Path) -> None:
     digest = artifact.save(graph, tmp_path / "a.stqa")
     assert len(digest) == 64
@@ -55,16 +69,7 @@ def test_hash_is_deterministic_and_content_sensitive(graph, tmp_path: Path) -> N
 
 def test_edited_array_is_detected(graph, tmp_path: Path) -> None:
     artifact.save(graph, tmp_path / "a.stqa")
-
-    def edit(name: str, data: bytes) -> bytes:
-        if name.endswith("000_offset.npy"):
-            arr = np.load(io.BytesIO(data)) + 1
-            buf = io.BytesIO()
-            np.save(buf, arr)
-            return buf.getvalue()
-        return data
-
-    _rewrite(tmp_path / "a.stqa", tmp_path / "b.stqa", edit)
+    _edit_array(tmp_path / "a.stqa", tmp_path / "b.stqa", "000_offset.npy", lambda a: a + 1)
     with pytest.raises(StqError, match="content hash mismatch"):
         artifact.load(tmp_path / "b.stqa")
 
@@ -72,16 +77,11 @@ def test_edited_array_is_detected(graph, tmp_path: Path) -> None:
 def test_non_ternary_weights_in_artifact_are_refused(graph, tmp_path: Path) -> None:
     artifact.save(graph, tmp_path / "a.stqa")
 
-    def edit(name: str, data: bytes) -> bytes:
-        if name.endswith("000_weights.npy"):
-            arr = np.load(io.BytesIO(data))
-            arr.flat[0] = 2
-            buf = io.BytesIO()
-            np.save(buf, arr)
-            return buf.getvalue()
-        return data
+    def two(a: np.ndarray) -> np.ndarray:
+        a.flat[0] = 2
+        return a
 
-    _rewrite(tmp_path / "a.stqa", tmp_path / "b.stqa", edit)
+    _edit_array(tmp_path / "a.stqa", tmp_path / "b.stqa", "000_weights.npy", two)
     with pytest.raises(StqError, match="layer 'stem': ternary weights hold values outside"):
         artifact.load(tmp_path / "b.stqa")
 

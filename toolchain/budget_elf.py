@@ -19,6 +19,7 @@ from elftools.elf.elffile import ELFFile
 
 from toolchain.boards import Board
 from toolchain.budget import Budget
+from toolchain.build import usage_from_sections
 from toolchain.errors import StqError
 
 _HASH_RE = re.compile(rb"STQ model=([^\s\x00]*) hash=([0-9a-f]{64})")
@@ -63,15 +64,7 @@ class ElfImage:
 
     def usage(self, board: Board) -> dict[str, tuple[int, int]]:
         """Bytes used in FLASH and RAM (as toolchain.build.region_usage, from the sections)."""
-        flash = ram = 0
-        for name, (addr, size) in self.sections.items():
-            if board.flash.origin <= addr < board.flash.origin + board.flash.length:
-                flash += size
-            elif board.ram.origin <= addr < board.ram.origin + board.ram.length:
-                ram += size
-                if name == ".data":
-                    flash += size  # its initial values are copied from flash
-        return {"FLASH": (flash, board.flash.length), "RAM": (ram, board.ram.length)}
+        return usage_from_sections(self.sections, board)
 
 
 def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = None) -> dict:

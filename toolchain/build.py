@@ -369,12 +369,21 @@ def region_usage(elf: Path, board: Board) -> dict[str, tuple[int, int]]:
     out = subprocess.run(
         [f"{CROSS}size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True
     ).stdout
-    flash = ram = 0
+    sections = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
-            continue
-        name, size, addr = parts[0], int(parts[1]), int(parts[2])
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            sections[parts[0]] = (int(parts[2]), int(parts[1]))
+    return usage_from_sections(sections, board)
+
+
+def usage_from_sections(
+    sections: dict[str, tuple[int, int]], board: Board
+) -> dict[str, tuple[int, int]]:
+    """FLASH and RAM (used, size) from allocated sections {name: (address, size)}; .data counts
+    twice: in RAM, and in flash for its initial values."""
+    flash = ram = 0
+    for name, (addr, size) in sections.items():
         if board.flash.origin <= addr < board.flash.origin + board.flash.length:
             flash += size
         elif board.ram.origin <= addr < board.ram.origin + board.ram.length:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import numpy as np
@@ -197,7 +198,7 @@ def generate(g: Graph) -> CModel:
                 p[key] = f"stq_q_{base}_{key}"
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
 
-        fn, proto, args = _signature(n, wk, ins, out)
+        fn, proto = _signature(n, wk, ins, out)
         template = TEMPLATE[n.op]
         ref_fn = fn
         if uses_fast_kernel(n, wk, ins[0].dtype, kernels):
@@ -220,7 +221,6 @@ def generate(g: Graph) -> CModel:
         layers.append(Layer(n.name, n.op, f"stq_p_{base}", f"{fn}({', '.join(call_args)})",
                             offsets[n.output], out.nbytes, "x".join(map(str, out.shape)),
                             out.dtype, p))
-        del args
 
     out_t = g.tensors[g.output]
     argmax_fn = f"stq_argmax_{SHORT[out_t.dtype]}"
@@ -288,7 +288,7 @@ def _params(g: Graph, n: Node) -> dict:
     return p
 
 
-def _signature(n: Node, wk: str | None, ins: list, out) -> tuple[str, str, list[str]]:
+def _signature(n: Node, wk: str | None, ins: list, out: Any) -> tuple[str, str]:
     sig = [SHORT[t.dtype] for t in ins]
     if n.op in ("conv2d", "depthwise_conv2d", "dense"):
         fn = f"{FN_PREFIX[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
@@ -306,7 +306,7 @@ def _signature(n: Node, wk: str | None, ins: list, out) -> tuple[str, str, list[
     if len(ins) == 2:
         params.append(f"const {CTYPE[ins[1].dtype]} *res")
     params += [f"{CTYPE[out.dtype]} *out", "const stq_layer_params_t *p"]
-    return fn, f"void {fn}({', '.join(params)})", params
+    return fn, f"void {fn}({', '.join(params)})"
 
 
 def _t2_pairs() -> list[str]:

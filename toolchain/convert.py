@@ -59,12 +59,15 @@ def convert_graph(g: Graph, outdir: Path) -> dict[str, Any]:
 
 
 def convert(model_path: str | os.PathLike, outdir: str | os.PathLike,
-            packing: str = "2bit") -> dict[str, Any]:
+            packing: str = "2bit", kernels: str = "optimized") -> dict[str, Any]:
     if packing not in SCHEMES:
         raise StqError(f"--packing {packing!r} is not one of {', '.join(SCHEMES)}")
+    if kernels not in codegen.KERNELS:
+        raise StqError(f"--kernels {kernels!r} is not one of {', '.join(codegen.KERNELS)}")
     out = Path(outdir)
     ensure_writable_dir(out)  # fail on an unwritable output before the slow model load
     model = load_keras_model(model_path)
     g = convert_model(model, name=Path(model_path).stem)
     g.options["packing"] = packing
+    g.options["kernels"] = kernels
     return convert_graph(g, out)

@@ -34,6 +34,10 @@ void stq_board_gpio_clock_enable(uint32_t port);
 /* Put pin `pin` (0..15) of port `port` in alternate function `af` (0..15), high speed;
  * `pull_up` != 0 enables the pull-up (RX lines). Register layout identical on F4/L4/H7/U5. */
 void stq_gpio_set_af(uint32_t port, uint32_t pin, uint32_t af, int pull_up);
+/* Clocks and alternate functions of the board's UART pins and the UART itself (src/gpio.c),
+ * called by each family's stq_board_init() once its clock tree is set, with the address of the
+ * RCC enable register of the UART (a family-specific register). */
+void stq_uart_pins_init(uint32_t uart_rcc_enr);
 
 /* --- UART (src/uart_v1.c for F4 SR/DR registers, src/uart_v2.c for ISR/RDR/TDR) --------- */
 

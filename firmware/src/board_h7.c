@@ -20,10 +20,5 @@ void stq_board_gpio_clock_enable(uint32_t port)
 
 void stq_board_init(void)
 {
-    stq_board_gpio_clock_enable(STQ_UART_TX_PORT);
-    stq_board_gpio_clock_enable(STQ_UART_RX_PORT);
-    STQ_REG(STQ_UART_RCC_ENR) |= (1u << STQ_UART_RCC_BIT);
-    (void)STQ_REG(STQ_UART_RCC_ENR);
-    stq_gpio_set_af(STQ_UART_TX_PORT, STQ_UART_TX_PIN, STQ_UART_AF, 0);
-    stq_gpio_set_af(STQ_UART_RX_PORT, STQ_UART_RX_PIN, STQ_UART_AF, 1);
+    stq_uart_pins_init(STQ_UART_RCC_ENR);
 }

@@ -40,10 +40,5 @@ void stq_board_init(void)
         (void)STQ_REG(STQ_RCC_APB1ENR1);
         STQ_REG(STQ_PWR_CR2) |= (1u << 9); /* IOSV: PG[15:2] are supplied by VDDIO2 */
     }
-    stq_board_gpio_clock_enable(STQ_UART_TX_PORT);
-    stq_board_gpio_clock_enable(STQ_UART_RX_PORT);
-    STQ_REG(STQ_UART_RCC_ENR) |= (1u << STQ_UART_RCC_BIT);
-    (void)STQ_REG(STQ_UART_RCC_ENR);
-    stq_gpio_set_af(STQ_UART_TX_PORT, STQ_UART_TX_PIN, STQ_UART_AF, 0);
-    stq_gpio_set_af(STQ_UART_RX_PORT, STQ_UART_RX_PIN, STQ_UART_AF, 1);
+    stq_uart_pins_init(STQ_UART_RCC_ENR);
 }

@@ -39,3 +39,13 @@ void stq_gpio_set_af(uint32_t port, uint32_t pin, uint32_t af, int pull_up)
     STQ_REG(base + STQ_GPIO_MODER) =
         (STQ_REG(base + STQ_GPIO_MODER) & ~(0x3u << shift2)) | (0x2u << shift2); /* AF mode */
 }
+
+void stq_uart_pins_init(uint32_t uart_rcc_enr)
+{
+    stq_board_gpio_clock_enable(STQ_UART_TX_PORT);
+    stq_board_gpio_clock_enable(STQ_UART_RX_PORT);
+    STQ_REG(uart_rcc_enr) |= (1u << STQ_UART_RCC_BIT);
+    (void)STQ_REG(uart_rcc_enr); /* read back: the clock is on before the first access */
+    stq_gpio_set_af(STQ_UART_TX_PORT, STQ_UART_TX_PIN, STQ_UART_AF, 0);
+    stq_gpio_set_af(STQ_UART_RX_PORT, STQ_UART_RX_PIN, STQ_UART_AF, 1);
+}

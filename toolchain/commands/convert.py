@@ -14,18 +14,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--packing", choices=SCHEMES, default="2bit",
                    help="ternary weight packing: 2bit (4 per byte) or base3 (5 per byte)")
+    p.add_argument("--kernels", choices=("optimized", "reference"), default="optimized",
+                   help="C kernels: optimized (DSP conv where available, default) or the "
+                   "reference loops only")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from toolchain.convert import convert
 
-    s = convert(args.model, args.output, args.packing)
+    s = convert(args.model, args.output, args.packing, args.kernels)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
     print(f"model {s['model']}: {len(s['layers'])} layers, {s['macs']:,} MACs, "
-          f"weights+params {s['weight_bytes']:,} B ({s['packing']}), arena {s['arena_bytes']:,} B")
+          f"weights+params {s['weight_bytes']:,} B ({s['packing']}), arena {s['arena_bytes']:,} B, "
+          f"{s['kernels']} kernels (scratch {s['scratch_bytes']:,} B)")
     for layer in s["layers"]:
         shape = "x".join(map(str, layer["output"]))
         print(f"  {layer['name']:<28} {layer['op']:<17} {layer['weights'] or '-':<8} "
