@@ -132,19 +132,62 @@ def weight_code(node: Node, packing: str) -> str:
     return "t3" if packing == "base3" else "t2"
 
 
-def plan_arena(g: Graph) -> ArenaPlanner:
-    last: dict[str, int] = {g.input: 0}
+def lifetimes(g: Graph) -> dict[str, tuple[int, int]]:
+    """[first, last] step of every tensor: the input from step 0, the output to the end."""
     first: dict[str, int] = {g.input: 0}
+    last: dict[str, int] = {g.input: 0}
     for i, n in enumerate(g.nodes):
         first.setdefault(n.output, i)
         for t in n.inputs:
             last[t] = max(last.get(t, 0), i)
     last[g.output] = len(g.nodes)
+    return {t: (f, max(f, last.get(t, f))) for t, f in first.items()}
+
+
+def inplace_aliases(g: Graph) -> dict[str, str]:
+    """Outputs written over an input they are computed from, element by element: a fused
+    residual conv/dense reads ``res[i]`` just before it writes ``out[i]`` (and an add reads
+    both inputs at ``i``), so the output may share the bytes of that input when this is its
+    last use and the element sizes match. Returns {output: tensor whose buffer it takes}."""
+    life = lifetimes(g)
+    root: dict[str, str] = {}
+    for i, n in enumerate(g.nodes):
+        if n.op == "add":
+            candidates = list(n.inputs)
+        elif n.has_residual:
+            candidates = [n.inputs[1]]
+        else:
+            continue
+        out = g.tensors[n.output]
+        for t in candidates:
+            src = g.tensors[t]
+            # not the model input (the caller's), last read here, read once (a tensor that is
+            # also the conv's main input is read at other positions), same element size
+            if (t != g.input and life[t][1] == i and n.inputs.count(t) == 1
+                    and src.nbytes == out.nbytes and src.itemsize == out.itemsize):
+                root[n.output] = root.get(t, t)
+                break
+    return root
+
+
+def plan_arena(g: Graph) -> ArenaPlanner:
+    """Plan the arena; tensors written in place share one buffer (see inplace_aliases)."""
+    life = lifetimes(g)
+    groups: dict[str, list[str]] = {}
+    aliases = inplace_aliases(g)
+    for t in life:
+        groups.setdefault(aliases.get(t, t), []).append(t)
     planner = ArenaPlanner()
-    for name, start in first.items():
-        planner.add(name, g.tensors[name].nbytes, start, max(start, last.get(name, start)))
+    for name, members in groups.items():
+        planner.add(name, max(g.tensors[t].nbytes for t in members),
+                    min(life[t][0] for t in members), max(life[t][1] for t in members))
     planner.plan()
     return planner
+
+
+def tensor_offsets(g: Graph, planner: ArenaPlanner) -> dict[str, int]:
+    aliases = inplace_aliases(g)
+    return {t: planner.buffers[aliases.get(t, t)].offset for t in lifetimes(g)}
 
 
 def generate(g: Graph) -> CModel:
@@ -155,7 +198,7 @@ def generate(g: Graph) -> CModel:
     fast_codes: set[str] = set()
     im2col_types: dict[str, str] = {}
     planner = plan_arena(g)
-    offsets = {name: b.offset for name, b in planner.buffers.items()}
+    offsets = tensor_offsets(g, planner)
     arrays: list[CArray] = []
     layers: list[Layer] = []
     bodies: dict[str, str] = {}

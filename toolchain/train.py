@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ def build(cfg: TrainConfig, input_shape: tuple[int, ...], classes: int) -> Any:
                                  int8_edges=cfg.int8_edges)
 
 
-def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True,
+          dataset: datasets.Dataset | None = None) -> TrainResult:
+    """Train and save; ``dataset`` overrides loading ``cfg.dataset`` (benchmarks, tests)."""
     import tensorflow as tf
 
     from toolchain.jacobian import pre_softmax, projection_estimate
@@ -88,7 +91,7 @@ def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True) -> TrainR
     cfg = cfg.resolved()
     outdir = Path(outdir)
     ensure_writable_dir(outdir)
-    ds = datasets.load(cfg.dataset, cfg.data_dir)
+    ds = dataset if dataset is not None else datasets.load(cfg.dataset, cfg.data_dir)
     xtr, ytr = ds.x_train, ds.y_train
     if cfg.limit:
         xtr, ytr = xtr[:cfg.limit], ytr[:cfg.limit]
@@ -174,7 +177,8 @@ def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True) -> TrainR
     seconds = time.time() - start
     acc = evaluate(ds.x_test, ds.y_test)
     model_path = outdir / f"{stem}.h5"
-    with atomic_path(model_path) as tmp:
+    with atomic_path(model_path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Keras: "HDF5 is legacy", QKeras objects
         h5 = tmp.with_suffix(".h5")
         model.save(str(h5))
         os.replace(h5, tmp)
