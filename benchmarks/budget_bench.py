@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 
+warnings.filterwarnings("ignore", category=UserWarning)  # Keras/QKeras serialization noise
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
