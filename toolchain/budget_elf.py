@@ -105,8 +105,8 @@ def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = No
         layer.code_bytes = 0
         if layer.kernel in seen or not layer.kernel:
             continue
-        family = [layer.kernel] + ([layer.kernel.removesuffix("_fast")]
-                                   if layer.kernel.endswith("_fast") else [])
+        ref = re.sub(r"_fastu?$", "", layer.kernel)
+        family = [layer.kernel] + ([ref] if ref != layer.kernel else [])
         seen.update(family)
         layer.code_bytes = sum(fn.get(f, 0) for f in family)
         b.kernels[layer.kernel] = layer.code_bytes

@@ -29,7 +29,7 @@ WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int
 TEMPLATE = {"conv2d": "conv2d.c.j2", "depthwise_conv2d": "depthwise_conv2d.c.j2",
             "dense": "dense.c.j2", "maxpool": "maxpool.c.j2", "avgpool": "avgpool.c.j2",
             "add": "add.c.j2"}
-FAST_TEMPLATE = {"conv2d": "conv2d_fast.c.j2"}
+FAST_TEMPLATE = {"fast": "conv2d_fast.c.j2", "fastu": "conv2d_fastu.c.j2"}
 FN_PREFIX = {"conv2d": "stq_conv2d", "depthwise_conv2d": "stq_dwconv2d", "dense": "stq_dense",
              "maxpool": "stq_maxpool", "avgpool": "stq_avgpool", "add": "stq_add"}
 SOURCES = ("model.h", "model.c", "weights.c", "kernels.h", "kernels.c")
@@ -50,10 +50,25 @@ def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bo
             and in_dtype in ("int8", "uint8"))
 
 
-def fast_buffer_bytes(p: dict) -> int:
-    """Mirror of stq_conv2d_fast_get_buffer_size(): im2col pairs of FAST_PIXELS pixels plus one
-    byte patch, per group of 4 weights."""
+def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
+                 model_input: bool = False) -> str | None:
+    """Which optimized kernel layer n gets: "fastu" (ternary 2-bit weights, input values all in
+    0..255: byte masks and USADA8), "fast" (int16 pairs and SMLAD) or None (the reference).
+    An int8 model input is never trusted to stay in its range (the caller writes it)."""
+    if not uses_fast_kernel(n, wk, src.dtype, kernels):
+        return None
+    in_range = src.dtype == "uint8" or (src.qmin >= 0 and src.qmax <= 255 and not model_input)
+    return "fastu" if wk == "t2" and in_range else "fast"
+
+
+def fast_buffer_bytes(p: dict, variant: str = "fast") -> int:
+    """Mirror of stq_conv2d_fast_get_buffer_size() (im2col pairs of FAST_PIXELS pixels plus one
+    byte patch, per group of 4 weights) or, for variant "fastu", of
+    stq_conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels per group plus one
+    int32 per output channel)."""
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
+    if variant == "fastu":
+        return FAST_PIXELS * 4 * groups + 4 * int(p["out_c"])
     return (FAST_PIXELS * 8 + 4) * groups
 
 
@@ -244,12 +259,16 @@ def generate(g: Graph) -> CModel:
         fn, proto = _signature(n, wk, ins, out)
         template = TEMPLATE[n.op]
         ref_fn = fn
-        if uses_fast_kernel(n, wk, ins[0].dtype, kernels):
-            fn, proto = fn + "_fast", proto.replace(f" {fn}(", f" {fn}_fast(")
-            template = FAST_TEMPLATE[n.op]
-            scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p))
-            fast_codes.add(str(wk))
-            im2col_types[SHORT[ins[0].dtype]] = CTYPE[ins[0].dtype]
+        variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
+        if variant is not None:
+            fn, proto = f"{fn}_{variant}", proto.replace(f" {fn}(", f" {fn}_{variant}(")
+            template = FAST_TEMPLATE[variant]
+            scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant))
+            if variant == "fastu":
+                fast_codes.add("t2u")
+            else:
+                fast_codes.add(str(wk))
+                im2col_types[SHORT[ins[0].dtype]] = CTYPE[ins[0].dtype]
         if fn not in bodies:
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
@@ -287,7 +306,8 @@ def generate(g: Graph) -> CModel:
         "bodies": [bodies[k] for k in bodies], "uses_t2": "t2" in codes,
         "uses_t3": "t3" in codes, "base3_lut": _base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
-        "uses_i8_fast": "i8" in fast_codes,
+        "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
+        "t2_masks": _t2_masks(),
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": _t2_pairs(),
         "im2col_types": [{"short": k, "ctype": v} for k, v in sorted(im2col_types.items())],
     }
@@ -361,6 +381,15 @@ def _t2_pairs() -> list[str]:
         return f"{(lo & 0xFFFF) | ((hi & 0xFFFF) << 16):08X}"
 
     return [f"UINT64_C(0x{pair(w(b, 1), w(b, 3))}{pair(w(b, 0), w(b, 2))})" for b in range(256)]
+
+
+def _t2_masks() -> list[str]:
+    """stq_t2_masks: packed 2-bit byte -> (0xFF where w != 0) | (0xFF where w = -1) << 32,
+    weight i in byte i, as literals."""
+    def lanes(b: int, codes: tuple[int, ...]) -> int:
+        return sum(0xFF << (8 * i) for i in range(4) if (b >> (2 * i)) & 3 in codes)
+
+    return [f"UINT64_C(0x{lanes(b, (2,)):08X}{lanes(b, (1, 2)):08X})" for b in range(256)]
 
 
 def _base3_lut() -> list[list[int]]:
