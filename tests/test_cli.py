@@ -57,14 +57,3 @@ def test_reference_command(digits_outdir: Path, digits_graph, digits_data, tmp_p
     np.save(tmp_path / "bad.npy", xq.astype(np.float32))
     assert main(["reference", str(digits_outdir), "--inputs", str(tmp_path / "bad.npy")]) == 2
     assert "expects integer uint8" in capsys.readouterr().err
-
-
-def test_demo_end_to_end(digits_h5: Path, tmp_path: Path, capsys) -> None:
-    """The README's demo path (with the session's trained model to save time)."""
-    assert main(["demo", "-o", str(tmp_path), "--model", str(digits_h5)]) == 0
-    out = capsys.readouterr().out
-    assert "360/360 images bit-exact" in out
-    summary = json.loads((tmp_path / "demo.json").read_text())
-    assert summary["c_vs_reference_bit_exact"] == summary["images"] == 360
-    assert summary["c_vs_qkeras_top1_agreement"] >= 0.999
-    assert summary["c_top1_accuracy"] >= 0.95

@@ -32,10 +32,13 @@ COMMON_SOURCES = (
     "gpio.c",
     "uart_rx.c",
     "counter.c",
+    "link.c",
+    "protocol.c",
+    "mlperf.c",
     "protocol_min.c",
     "main.c",
 )
-PRIVATE_HEADERS = ("stq_uart_rx.h",)
+PRIVATE_HEADERS = ("stq_uart_rx.h", "stq_protocol.h")
 WARNINGS = ("-Wall", "-Wextra")
 _OVERFLOW_RE = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
 

@@ -23,6 +23,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("flash", "toolchain.commands.flash", "program a board (st-flash / openocd / pyocd)"),
     ("budget", "toolchain.commands.budget", "per-layer flash/RAM, arena plan, board and budget"),
     ("run", "toolchain.commands.run", "run firmware on an emulated board (QEMU)"),
+    ("validate", "toolchain.commands.validate", "run inputs on a device, compare with the host"),
+    ("attack", "toolchain.commands.attack", "adversarial attacks on the host model and device"),
+    ("report", "toolchain.commands.report", "robustness report from attack results"),
     ("demo", "toolchain.commands.demo", "the whole pipeline on the bundled digits data"),
 ]
 

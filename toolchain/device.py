@@ -1,4 +1,6 @@
-"""Host side of the minimal device command loop (firmware/src/protocol_min.c), over pyserial.
+"""Host side of the minimal device commands (firmware/src/protocol_min.c), over pyserial.
+
+The framed protocol (toolchain/harness.py) is the robust one; this client serves `stq run`.
 
 Works with any pyserial URL: a QEMU TCP serial (``socket://127.0.0.1:PORT``), a pty, or a real
 board's ST-LINK virtual COM port (``/dev/ttyACM0``). Timeouts are generous because QEMU's UART
@@ -147,7 +149,9 @@ class StqDevice:
         last: Exception | None = None
         for _ in range(attempts):
             self.port.reset_input_buffer()
-            self.port.write(b"H")
+            # '%' first: it ends a half-received MLPerf runner line (junk starting with a
+            # lower-case letter), and is ignored between commands
+            self.port.write(b"%H")
             self.port.flush()
             deadline = time.monotonic() + self.timeout
             try:

@@ -87,9 +87,15 @@ void stq_fault_report(const uint32_t *frame, uint32_t exc_return) __attribute__(
 /* Exception entry for all faults (picks MSP/PSP, calls stq_fault_report). */
 void stq_fault_handler(void);
 
-/* --- the device command loop (src/protocol_min.c) ---------------------------------------- */
+/* --- the device command loop (src/protocol.c, mlperf.c, protocol_min.c, link.c) --------- */
 
-/* Print the hello line, then serve single-byte commands forever:
+/* Print the hello line, then serve commands forever; each command's first byte picks the
+ * protocol (docs/protocol.md):
+ *   0x00       framed protocol: COBS frames with a version, a sequence number and a CRC-32
+ *              (INFO, UPLOAD, RUN, QUIT); sticky once seen;
+ *   'a'..'z'   MLPerf Tiny / EEMBC runner ASCII commands ending in '%' (name, profile,
+ *              db load N, db HEX, infer N W, results), each answered "... m-ready\r\n";
+ *   'A'..'Z'   the minimal single-byte commands:
  *   'H'            -> "STQ model=... hash=... in=N out=M arena=A layers=L macs=X board=...
  *                      build=... counter=...\n"
  *   'I' + N bytes  -> "OK I N\n"            (N = STQ_INPUT_BYTES raw input bytes)
@@ -97,8 +103,8 @@ void stq_fault_handler(void);
  *   'P'            -> "OK P L\n" + L lines "<i> <name> <ticks> <instr|na>\n" (per layer)
  *   'O'            -> "OK O M\n" + M raw output bytes (M = STQ_OUTPUT_BYTES)
  *   'Q'            -> "OK Q\n" then semihosting exit 0 (emulated only; else "ERR Q\n")
- * '\r', '\n' and ' ' are ignored; anything else answers "ERR ? <code>\n". */
-void stq_protocol_min_loop(void) __attribute__((noreturn));
+ *   other letters  -> "ERR ? <code>\n"; other bytes between commands are ignored. */
+void stq_protocol_loop(void) __attribute__((noreturn));
 
 #ifdef __cplusplus
 }

@@ -6,5 +6,5 @@ int main(void)
     stq_board_init();
     stq_uart_init();
     stq_counter_init();
-    stq_protocol_min_loop();
+    stq_protocol_loop();
 }

@@ -17,7 +17,13 @@ MODEL_H = """#ifndef STQ_MODEL_H
 #include <stdint.h>
 #define STQ_MODEL_HASH "00"
 #define STQ_MODEL_NAME "api"
+#define STQ_INPUT_H 8
+#define STQ_INPUT_W 8
+#define STQ_INPUT_C 1
 #define STQ_INPUT_BYTES 64
+#define STQ_INPUT_SIGNED 0
+#define STQ_OUTPUT_COUNT 10
+#define STQ_OUTPUT_ELEM_BYTES 4
 #define STQ_OUTPUT_BYTES 40
 #define STQ_ARENA_BYTES 256
 #define STQ_NUM_LAYERS 3

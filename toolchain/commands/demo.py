@@ -1,89 +1,59 @@
-"""The whole pipeline on the bundled digits data: train a ternary (STQ) model, convert it to
-the integer artifact and C, run the generated C, and check it bit for bit against the NumPy
-reference and top-1 against the QKeras model."""
+"""The whole pipeline on the bundled digits data, with no flags: train the digits STQ+JR model
+and an FP baseline, convert, build the firmware for the QEMU board and a real board, check the
+memory budget against the linked ELFs, boot the firmware in QEMU and validate test images
+against the host reference (bit-exact), run a reduced attack set (PGD white-box, Square
+black-box with the device as the oracle) and write one report. Finished stages are cached by
+content hash: an interrupted demo resumes where it stopped."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
-
-import numpy as np
-
-from toolchain.errors import StqError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", default="out/demo", metavar="OUTDIR")
-    p.add_argument("--model", help="use this QKeras model instead of training one")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    p.add_argument("--packing", default="2bit", choices=("2bit", "base3"))
+    from toolchain.demo import DemoConfig
+
+    d = DemoConfig()
+    p.add_argument("-o", "--output", default=str(d.out), metavar="OUTDIR")
+    p.add_argument("--model", type=Path, help="use this QKeras model instead of training one")
+    p.add_argument("--fp-model", type=Path, help="FP baseline to compare (with --model)")
+    p.add_argument("--dataset", default=d.dataset, help="dataset (digits)")
+    p.add_argument("--data-dir", help="local dataset folder, for datasets other than digits")
+    p.add_argument("--board", default=d.board, help="board to run on (default: QEMU "
+                   "netduinoplus2)")
+    p.add_argument("--port", help="serial port / pyserial URL of a real board running the "
+                   "firmware (instead of QEMU)")
+    p.add_argument("--real-board", default=d.real_board,
+                   help="a real board to build and budget-check as well")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--validate-limit", type=int, default=d.validate_limit)
+    p.add_argument("--attack-limit", type=int, default=d.attack_limit)
+    p.add_argument("--budget", default=d.budget, help="flash+RAM budget (default 410KB)")
+    p.add_argument("--packing", default=d.packing, choices=("2bit", "base3"))
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def _stage(name: str) -> float:
-    print(f"[demo] {name} ...", flush=True)
-    return time.time()
-
-
 def run(args: argparse.Namespace) -> int:
-    import tensorflow as tf
+    from toolchain.demo import DemoConfig, run_demo
 
-    from toolchain import datasets, reference
-    from toolchain.convert import convert
-    from toolchain.frontend import load_keras_model
-    from toolchain.hostrun import HostModel
-    from toolchain.reference import load_artifact_dir
-    from toolchain.train import TrainConfig, train
-
-    out = Path(args.output)
-    timings: dict[str, float] = {}
-    if args.model:
-        model_path = Path(args.model)
-    else:
-        t = _stage(f"training the digits STQ model ({args.epochs} epochs)")
-        r = train(TrainConfig(epochs=args.epochs), out / "train", progress=False)
-        model_path = Path(r.model_path)
-        timings["train"] = time.time() - t
-        print(f"[demo]   QKeras test accuracy {r.test_accuracy:.4f}")
-
-    t = _stage("converting to the integer artifact and C")
-    s = convert(model_path, out / "model", args.packing)
-    timings["convert"] = time.time() - t
-    print(f"[demo]   {len(s['layers'])} layers, {s['macs']:,} MACs, weights+params "
-          f"{s['weight_bytes']:,} B, arena {s['arena_bytes']:,} B")
-
-    t = _stage("compiling the generated C for the host and running the test set")
-    ds = datasets.digits()
-    g = load_artifact_dir(out / "model")
-    xq = reference.quantize_input(g, ds.x_test)
-    host = HostModel(g, out / "model" / "c", workdir=out / "host")
-    y_c, top_c = host.predict(xq)
-    timings["run_c"] = time.time() - t
-
-    t = _stage("comparing with the NumPy reference and the QKeras model")
-    y_ref = reference.predict(g, xq)
-    keras_model = load_keras_model(model_path)
-    k_out = tf.keras.Model(keras_model.input, keras_model.layers[-2].output)
-    y_keras = k_out.predict(ds.x_test, verbose=0).reshape(len(xq), -1)
-    timings["compare"] = time.time() - t
-    exact = int(np.sum(np.all(y_c == y_ref, axis=1)))
-    summary = {
-        "model": str(model_path), "artifact": s["artifact"], "hash": s["hash"],
-        "images": len(xq), "c_vs_reference_bit_exact": exact,
-        "c_top1_accuracy": float(np.mean(top_c == ds.y_test)),
-        "c_vs_qkeras_top1_agreement": float(np.mean(top_c == y_keras.argmax(1))),
-        "weight_bytes": s["weight_bytes"], "arena_bytes": s["arena_bytes"], "macs": s["macs"],
-        "seconds": timings,
-    }
-    (out / "demo.json").write_text(json.dumps(summary, indent=2))
+    cfg = DemoConfig(out=Path(args.output), model=args.model, fp_model=args.fp_model,
+                     dataset=args.dataset, data_dir=args.data_dir, board=args.board,
+                     port=args.port, real_board=args.real_board, epochs=args.epochs,
+                     validate_limit=args.validate_limit, attack_limit=args.attack_limit,
+                     budget=args.budget, packing=args.packing)
+    s = run_demo(cfg)
+    h = s["headline"]
     if args.json:
-        print(json.dumps(summary, indent=2))
-    print(f"[demo] C vs reference: {exact}/{len(xq)} images bit-exact; C top-1 accuracy "
-          f"{summary['c_top1_accuracy']:.4f}; top-1 agreement with QKeras "
-          f"{summary['c_vs_qkeras_top1_agreement']:.4f}")
-    print(f"[demo] summary: {out / 'demo.json'}")
-    if exact != len(xq):
-        raise StqError(f"the generated C differs from the reference on {len(xq) - exact} images")
+        print(json.dumps(s, indent=1, default=str))
+    total = sum(s["timings"].values())
+    print(f"[demo] done in {total:.0f} s. Report: {s['report']['html']}")
+    acc = h["qkeras_accuracy"]
+    print(f"[demo] accuracy: QKeras {acc:.4f}, device {h['device_accuracy']:.4f}"
+          if acc is not None else f"[demo] device accuracy {h['device_accuracy']:.4f}")
+    print(f"[demo] footprint {h['footprint_bytes']:,} B of the {h['budget_bytes']:,} B budget; "
+          f"host/device bit-exact {h['bit_exact']}")
+    print(f"[demo] accuracy under attack at eps 0.1 (device): PGD {h['pgd_0.1_device']}, "
+          f"Square {h['square_0.1_device']}")
     return 0

@@ -1,0 +1,79 @@
+"""Oracle throughput for black-box attacks, and the wall time of a full digits evaluation.
+
+Queries per second (one query = one input) of every oracle of ``toolchain.oracles`` on digits
+test images: the NumPy reference, the host-compiled C (one process per batch), the virtual board
+(the firmware's protocol code on a pty) and QEMU netduinoplus2 (firmware built with
+``stq build``; the UART model is the bottleneck). With --full it also times the six-attack
+evaluation of the model (``stq attack`` defaults: 20 images) against the virtual board.
+
+    .venv/bin/python benchmarks/attack_bench.py OUTDIR [--model M.h5] [--queries 200]
+        [--qemu-queries 40] [--full] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from toolchain import datasets, oracles, reference  # noqa: E402
+
+
+def rate(oracle: oracles.Oracle, x: np.ndarray, batch: int) -> float:
+    oracle(x[:1])  # warm up (compiles, first frames)
+    t0 = time.perf_counter()
+    for i in range(0, len(x), batch):
+        oracle(x[i:i + batch])
+    return len(x) / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("outdir", type=Path, help="OUTDIR of `stq convert`")
+    ap.add_argument("--model", type=Path, help="the .h5 (for --full)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--qemu-queries", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=25, help="inputs per oracle call")
+    ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--full", action="store_true", help="time the six-attack evaluation")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    g = reference.load_artifact_dir(args.outdir)
+    pool = datasets.digits().x_test
+    x = np.resize(pool, (args.queries, *pool.shape[1:]))
+    out: dict[str, float] = {}
+    work = Path(tempfile.mkdtemp(prefix="stq-attack-bench-"))
+    out["reference_qps"] = rate(oracles.ReferenceOracle(g), x, args.batch)
+    out["host_c_qps"] = rate(oracles.HostCOracle(g, args.outdir / "c", work), x, args.batch)
+    with oracles.open_oracle(g, args.outdir, board="virtual", workdir=work) as vb:
+        out["virtual_board_qps"] = rate(vb, x, args.batch)
+    if not args.no_qemu:
+        with oracles.open_oracle(g, args.outdir, board="netduinoplus2", workdir=work) as qb:
+            out["qemu_qps"] = rate(qb, x[:args.qemu_queries], args.batch)
+    if args.full:
+        from toolchain import attacks, attacks_eval
+
+        cfg = attacks.for_dataset("digits")
+        t0 = time.perf_counter()
+        res = attacks_eval.evaluate(args.model, args.outdir, cfg, "digits", work / "full",
+                                    board="virtual", log=lambda s: None)
+        out["full_eval_seconds"] = time.perf_counter() - t0
+        out["full_eval_queries"] = sum(r["queries"] or 0 for r in res["rows"]
+                                       if r["bounded"] or r["eps"] is None)
+    for k, v in out.items():
+        print(f"{k:>22}: {v:,.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

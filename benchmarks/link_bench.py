@@ -1,0 +1,163 @@
+"""Link efficiency and throughput of the device protocols.
+
+1. Efficiency = payload bytes / bytes on the wire (both directions) for one inference on a
+   32x32x3 int8 input with 10 int8 outputs, for the framed protocol (COBS + CRC-32, one 4 KB
+   chunk) and the MLPerf Tiny runner's ASCII hex protocol (`db load`, `db HEX%` lines of
+   --hex-line bytes, `infer 1 0%`, the reply lines our firmware sends), computed from the exact
+   bytes each side writes; then measured on the virtual board with the given model.
+2. Inferences per second on the virtual board and on QEMU netduinoplus2, with the next input's
+   upload streamed while the device computes (pipelined) and without (sequential).
+
+    .venv/bin/python benchmarks/link_bench.py OUTDIR [--qemu-images 40] [--json link.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import select
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from toolchain import protocol as P  # noqa: E402
+from toolchain.harness import DeviceLink  # noqa: E402
+from toolchain.virtual_board import VirtualBoard  # noqa: E402
+
+
+def framed_wire(x: bytes, outputs: int, chunk: int = 4096) -> int:
+    wire = sum(len(P.encode_frame(P.T_UPLOAD, 1, P.upload_body(o, x[o:o + chunk], False)))
+               for o in range(0, len(x), chunk))
+    wire += len(P.encode_frame(P.T_RUN, 2, P.run_body(P.crc32(x))))
+    reply = bytes(1 + 4 + 4 + 8 + 4) + bytes(range(1, outputs + 1))
+    return wire + len(P.encode_frame(P.T_RUN | P.T_REPLY, 2, reply))
+
+
+def mlperf_wire(x: bytes, outputs: int, line: int) -> int:
+    out = [f"db load {len(x)}%", *(f"db {x[o:o + line].hex()}%" for o in range(0, len(x), line)),
+           "infer 1 0%"]
+    back = [f"m-[Expecting {len(x)} bytes]\r\nm-ready\r\n"]
+    back += ["m-ready\r\n"] * (-(-len(x) // line) - 1) + ["m-load-done\r\nm-ready\r\n"]
+    results = ",".join(["-100"] * outputs)
+    back.append("m-warmup-start-0\r\nm-warmup-done\r\nm-infer-start-1\r\n"
+                "m-lap-us-123456789\r\nm-lap-us-123456999\r\nm-infer-done\r\n"
+                f"m-results-[{results}]\r\nm-ready\r\n")
+    return sum(map(len, out)) + sum(map(len, back))
+
+
+def _until_ready(fd: int) -> bytes:
+    data = b""
+    while not data.endswith(b"m-ready\r\n"):
+        if select.select([fd], [], [], 5)[0]:
+            data += os.read(fd, 65536)
+        else:
+            raise TimeoutError(data[-200:])
+    return data
+
+
+def mlperf_measured(vb: VirtualBoard, xs: list[bytes], line: int) -> tuple[float, float, int]:
+    """(efficiency, inferences/s, wrong count vs framed) of the ASCII mode on the virtual board."""
+    fd = os.open(vb.port_url, os.O_RDWR | os.O_NOCTTY)
+    while select.select([fd], [], [], 0.1)[0]:
+        os.read(fd, 65536)  # the boot banner
+    sent = got = 0
+    outs = []
+    t0 = time.monotonic()
+    try:
+        for x in xs:
+            cmds = [f"db load {len(x)}%"] + [f"db {x[o:o + line].hex()}%"
+                                              for o in range(0, len(x), line)] + ["infer 1 0%"]
+            for c in cmds:
+                os.write(fd, c.encode())
+                sent += len(c)
+                reply = _until_ready(fd)
+                got += len(reply)
+            outs.append(re.search(rb"m-results-\[([-0-9,]+)\]", reply).group(1))
+    finally:
+        os.close(fd)
+    seconds = time.monotonic() - t0
+    payload = len(xs) * (len(xs[0]) + 10)
+    return payload / (sent + got), len(xs) / seconds, len(outs)
+
+
+def run_link(url: str, xs: list[bytes], pipelined: bool, timeout: float) -> dict:
+    with DeviceLink.open(url, timeout=timeout) as link:
+        info = link.info()
+        t0 = time.monotonic()
+        b0 = link.stats.bytes_out + link.stats.bytes_in
+        for i, x in enumerate(xs):
+            nxt = xs[i + 1] if pipelined and i + 1 < len(xs) else None
+            link.infer(x, nxt)
+        seconds = time.monotonic() - t0
+        wire = link.stats.bytes_out + link.stats.bytes_in - b0
+        return {"inferences_per_s": len(xs) / seconds,
+                "efficiency": len(xs) * (info.input_bytes + info.output_bytes) / wire,
+                "retries": link.stats.retries}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("outdir", type=Path, help="OUTDIR of `stq convert` (e.g. the digits model)")
+    ap.add_argument("--images", type=int, default=2000, help="virtual board inferences")
+    ap.add_argument("--qemu-images", type=int, default=40, help="QEMU inferences (0: skip)")
+    ap.add_argument("--hex-line", type=int, default=64, help="bytes per MLPerf `db` line")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(0)
+    x32 = rng.integers(-128, 128, 32 * 32 * 3, dtype=np.int8).tobytes()
+    payload = len(x32) + 10
+    res: dict = {"input_32x32x3": {
+        "framed_efficiency": payload / framed_wire(x32, 10),
+        "mlperf_hex_efficiency": payload / mlperf_wire(x32, 10, args.hex_line)}}
+    print(f"32x32x3 int8 input, 10 int8 outputs, one inference: framed "
+          f"{res['input_32x32x3']['framed_efficiency']:.4f}, MLPerf hex "
+          f"({args.hex_line} B per db line) {res['input_32x32x3']['mlperf_hex_efficiency']:.4f}")
+
+    from toolchain import artifact, datasets, reference
+
+    g = artifact.load(args.outdir / "model.stqa")
+    xq = reference.quantize_input(g, datasets.digits().x_test)
+    xs = [xq[i % len(xq)].tobytes() for i in range(args.images)]
+    with VirtualBoard(args.outdir) as vb:
+        for mode in ("sequential", "pipelined"):
+            r = run_link(vb.port_url, xs, mode == "pipelined", 2.0)
+            res[f"virtual_{mode}"] = r
+            print(f"virtual board, framed, {mode}: {r['inferences_per_s']:.0f} inf/s, "
+                  f"efficiency {r['efficiency']:.3f} ({len(xs[0])} B inputs)")
+        vb.restart()  # the framed mode is sticky: a fresh board for the ASCII mode
+        time.sleep(0.2)
+        eff, ips, _ = mlperf_measured(vb, xs[:200], args.hex_line)
+        res["virtual_mlperf"] = {"inferences_per_s": ips, "efficiency": eff}
+        print(f"virtual board, MLPerf ASCII: {ips:.0f} inf/s, efficiency {eff:.3f}")
+
+    if args.qemu_images:
+        import tempfile
+
+        from toolchain.boards import load_board
+        from toolchain.build import build
+        from toolchain.qemu import QemuBoard
+
+        board = load_board("netduinoplus2")
+        with tempfile.TemporaryDirectory() as tmp:
+            elf = build(args.outdir, board, Path(tmp) / "fw").elf
+            qx = xs[: args.qemu_images]
+            for mode in ("sequential", "pipelined"):
+                with QemuBoard(elf, board.qemu_machine, timeout=600) as qemu:
+                    r = run_link(qemu.port_url, qx, mode == "pipelined", 15.0)
+                res[f"qemu_{mode}"] = r
+                print(f"QEMU netduinoplus2, framed, {mode}: {r['inferences_per_s']:.1f} inf/s, "
+                      f"efficiency {r['efficiency']:.3f}, retries {r['retries']}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

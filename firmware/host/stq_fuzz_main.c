@@ -1,0 +1,212 @@
+/*
+ * stq_fuzz_main.c - bounded random-input fuzzer of the device-side parsers (framed, MLPerf
+ * ASCII, minimal), built with -fsanitize=address,undefined. It feeds byte streams straight into
+ * stq_protocol_feed(): pure noise, valid frames with flipped / dropped / inserted bytes,
+ * oversize frames and ASCII command soup. Any sanitizer report aborts the process.
+ *
+ *   stq_fuzz SECONDS [SEED]     prints "fuzz: N cases, M bytes" and exits 0
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stq_firmware.h"
+#include "stq_protocol.h"
+
+static uint64_t stq_rng_state = 0x9E3779B97F4A7C15u;
+static uint64_t stq_out_bytes;
+
+static uint32_t rnd(void)
+{
+    stq_rng_state ^= stq_rng_state << 13;
+    stq_rng_state ^= stq_rng_state >> 7;
+    stq_rng_state ^= stq_rng_state << 17;
+    return (uint32_t)(stq_rng_state >> 11);
+}
+
+/* --- a silent HAL ---------------------------------------------------------------------------- */
+void stq_board_init(void) {}
+void stq_uart_init(void) {}
+void stq_uart_putc(uint8_t c) { (void)c; stq_out_bytes++; }
+void stq_uart_write(const void *data, uint32_t bytes)
+{
+    const volatile uint8_t *p = (const volatile uint8_t *)data;
+    for (uint32_t i = 0; i < bytes; ++i) {
+        (void)p[i]; /* read every byte: ASan checks the bounds */
+        stq_out_bytes++;
+    }
+}
+uint8_t stq_uart_getc(void) { abort(); }
+void stq_counter_init(void) {}
+void stq_counter_restart(void) {}
+uint64_t stq_counter_ticks(void) { return 12345u; }
+int stq_counter_has_instructions(void) { return 0; }
+uint32_t stq_counter_instructions(void) { return 0u; }
+const char *stq_counter_name(void) { return "fuzz"; }
+void stq_semihost_exit(uint32_t code) { exit((int)code); }
+
+/* --- generators --------------------------------------------------------------------------- */
+static uint8_t frame[STQ_PROTO_FRAME_MAX + 64u];
+static uint8_t enc[2u * STQ_PROTO_ENCODED_MAX];
+
+static uint32_t cobs_encode(const uint8_t *in, uint32_t n, uint8_t *out)
+{
+    uint32_t o = 1, code_at = 0;
+    uint8_t code = 1;
+    for (uint32_t i = 0; i < n; ++i) {
+        if (in[i] == 0u) {
+            out[code_at] = code;
+            code_at = o++;
+            code = 1;
+        } else {
+            out[o++] = in[i];
+            if (++code == 0xFFu) {
+                out[code_at] = code;
+                code_at = o++;
+                code = 1;
+            }
+        }
+    }
+    out[code_at] = code;
+    return o;
+}
+
+static void feed(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; ++i) {
+        stq_protocol_feed(p[i]);
+    }
+}
+
+static void one_frame(void)
+{
+    static const uint8_t types[] = {1, 2, 3, 4, 5, 0x7F, 0x81};
+    uint32_t body;
+    const uint32_t kind = rnd() % 8u;
+    frame[0] = (rnd() % 16u) ? STQ_PROTO_VERSION : (uint8_t)rnd();
+    frame[1] = types[rnd() % sizeof types];
+    frame[2] = (uint8_t)rnd();
+    frame[3] = (uint8_t)rnd();
+    if (kind == 0) {
+        body = rnd() % (STQ_PROTO_CHUNK_MAX + 40u); /* sometimes oversize */
+    } else if (frame[1] == 2u) {
+        body = 5u + rnd() % (STQ_INPUT_BYTES + 8u);
+    } else {
+        body = rnd() % 12u;
+    }
+    for (uint32_t i = 0; i < body; ++i) {
+        frame[4u + i] = (uint8_t)rnd();
+    }
+    if (frame[1] == 2u && body >= 5u && (rnd() & 1u)) { /* plausible offsets */
+        const uint32_t off = rnd() % (STQ_INPUT_BYTES + 2u);
+        memcpy(&frame[5], &off, 4);
+    }
+    if (frame[1] == 3u && (rnd() & 1u)) {
+        body = 5u;
+        frame[4] = (uint8_t)(rnd() & 1u);
+        const uint32_t crc = stq_crc32(0u, stq_input_copy, STQ_INPUT_BYTES);
+        memcpy(&frame[5], &crc, 4);
+    }
+    uint32_t n = 4u + body;
+    const uint32_t crc = stq_crc32(0u, frame, n);
+    memcpy(&frame[n], &crc, 4);
+    n += 4u;
+    uint32_t e = cobs_encode(frame, n, enc + 1);
+    enc[0] = 0u;
+    enc[e + 1u] = 0u;
+    e += 2u;
+    const uint32_t damage = rnd() % 4u; /* 0: intact */
+    for (uint32_t d = 0; d < damage; ++d) {
+        const uint32_t at = rnd() % e;
+        switch (rnd() % 3u) {
+        case 0: enc[at] ^= (uint8_t)(1u << (rnd() % 8u)); break;
+        case 1: memmove(&enc[at], &enc[at + 1u], e - at - 1u); --e; break;
+        default:
+            if (e + 1u < sizeof enc) {
+                memmove(&enc[at + 1u], &enc[at], e - at);
+                enc[at] = (uint8_t)rnd();
+                ++e;
+            }
+            break;
+        }
+        if (e < 2u) {
+            break;
+        }
+    }
+    feed(enc, e);
+}
+
+static void ascii_soup(void)
+{
+    static const char *const words[] = {
+        "name%", "profile%", "results%", "db load 64%", "db load 0%", "db load 99999999999%",
+        "db 0a1B2c%", "db zz%", "infer 2 1%", "infer 0%", "infer%", "infer 1 4294967296%",
+        "unknown%", "%", "H", "I", "R", "P", "O", "Q", "Z", "\r\n",
+    };
+    const uint32_t n = 1u + rnd() % 6u;
+    for (uint32_t i = 0; i < n; ++i) {
+        const char *w = words[rnd() % (sizeof words / sizeof words[0])];
+        feed((const uint8_t *)w, (uint32_t)strlen(w));
+        if (w[0] == 'I' && w[1] == '\0') { /* the minimal upload: its raw bytes */
+            for (uint32_t k = 0; k < STQ_INPUT_BYTES; ++k) {
+                stq_protocol_feed((uint8_t)rnd());
+            }
+        }
+    }
+    if (rnd() % 8u == 0u) { /* a very long line */
+        for (uint32_t k = 0; k < 1500u; ++k) {
+            stq_protocol_feed((uint8_t)('a' + rnd() % 26u));
+        }
+        stq_protocol_feed('%');
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const double seconds = argc > 1 ? atof(argv[1]) : 5.0;
+    if (argc > 2) {
+        stq_rng_state = strtoull(argv[2], NULL, 10) | 1u;
+    }
+    const time_t start = time(NULL);
+    uint64_t cases = 0, bytes = 0;
+    /* one ASCII phase first (MLPerf and minimal modes), then framed mode (sticky) */
+    while (difftime(time(NULL), start) < seconds / 3.0) {
+        ascii_soup();
+        uint8_t noise[64];
+        const uint32_t n = rnd() % sizeof noise;
+        for (uint32_t i = 0; i < n; ++i) {
+            noise[i] = (uint8_t)(rnd() % 3u ? 0x20u + rnd() % 0x5Fu : rnd());
+            if (noise[i] == 0u) {
+                noise[i] = 1u; /* keep the ASCII phase out of framed mode */
+            }
+        }
+        feed(noise, n);
+        ++cases;
+        bytes += n;
+    }
+    while (difftime(time(NULL), start) < seconds) {
+        if (rnd() % 8u == 0u) {
+            uint8_t noise[300];
+            const uint32_t n = rnd() % sizeof noise;
+            for (uint32_t i = 0; i < n; ++i) {
+                noise[i] = (uint8_t)rnd();
+            }
+            feed(noise, n);
+            bytes += n;
+        } else if (rnd() % 64u == 0u) {
+            for (uint32_t k = 0; k < STQ_PROTO_ENCODED_MAX + 100u; ++k) {
+                stq_protocol_feed((uint8_t)(1u + rnd() % 255u)); /* oversize, no delimiter */
+            }
+            stq_protocol_feed(0u);
+        } else {
+            one_frame();
+        }
+        ++cases;
+    }
+    printf("fuzz: %llu cases, %llu bytes out\n", (unsigned long long)cases,
+           (unsigned long long)stq_out_bytes);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* stq_protocol.h - private: the device protocols (framed, MLPerf Tiny ASCII, legacy minimal)
+ * and what they share: the uploaded input, one measured inference, CRC-32 and COBS. */
+#ifndef STQ_PROTOCOL_H
+#define STQ_PROTOCOL_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+/* Framed protocol (docs/protocol.md): version, largest UPLOAD chunk, frame buffer sizes. */
+#define STQ_PROTO_VERSION 1u
+#ifndef STQ_PROTO_CHUNK_MAX
+#define STQ_PROTO_CHUNK_MAX 4096u
+#endif
+#define STQ_PROTO_HEADER 4u  /* version, type, seq (u16 LE) */
+#define STQ_PROTO_CRC 4u
+/* Largest decoded request: header + UPLOAD body (flags, offset) + chunk + CRC. */
+#define STQ_PROTO_FRAME_MAX (STQ_PROTO_HEADER + 5u + STQ_PROTO_CHUNK_MAX + STQ_PROTO_CRC)
+/* Its COBS encoding: one overhead byte per 254 data bytes, plus one. */
+#define STQ_PROTO_ENCODED_MAX (STQ_PROTO_FRAME_MAX + STQ_PROTO_FRAME_MAX / 254u + 2u)
+
+/* The uploaded input, kept outside the arena (invoke may overwrite its input in place). */
+extern uint8_t stq_input_copy[STQ_INPUT_BYTES];
+
+/* One inference on stq_input_copy: rc, counter ticks and instructions (0 when unknown). */
+typedef struct {
+    int32_t rc;
+    uint64_t ticks;
+    uint32_t instr;
+} stq_run_result_t;
+void stq_run_input(int profile, int restart_counter, stq_run_result_t *result);
+/* Per-layer costs of the last stq_run_input(profile=1): ticks and instructions of layer l. */
+uint64_t stq_layer_cost_ticks(uint32_t layer);
+uint32_t stq_layer_cost_instr(uint32_t layer);
+
+/* CRC-32 (IEEE 802.3, reflected 0xEDB88320, init and final xor 0xFFFFFFFF). Chain calls by
+ * passing the previous result as `crc` (start with 0). */
+uint32_t stq_crc32(uint32_t crc, const uint8_t *data, uint32_t bytes);
+
+/* COBS-decode `bytes` encoded bytes (no 0x00 inside) in place; returns the decoded length, or
+ * -1 when the encoding is malformed (a code byte pointing past the end). */
+int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes);
+/* Write 0x00, COBS(data), 0x00 to the UART. */
+void stq_cobs_write_frame(const uint8_t *data, uint32_t bytes);
+
+/* Per-mode byte handlers. Each returns 1 while its command is still incomplete (the next byte
+ * must go to the same handler), 0 once it is done. */
+int stq_frame_feed(uint8_t c);   /* protocol.c: framed (COBS + CRC-32) */
+int stq_mlperf_feed(uint8_t c);  /* mlperf.c: MLPerf Tiny / EEMBC runner ASCII */
+int stq_legacy_feed(uint8_t c);  /* protocol_min.c: single-byte minimal commands */
+void stq_legacy_hello(void);     /* protocol_min.c: the "STQ model=..." line */
+
+/* Feed one received byte to the protocol dispatcher (never blocks). */
+void stq_protocol_feed(uint8_t c);
+
+#endif /* STQ_PROTOCOL_H */

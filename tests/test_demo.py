@@ -1,0 +1,85 @@
+"""`stq demo`: the whole pipeline on QEMU, interrupted and resumed, and its one report rendered
+in headless Chromium with every section present."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+STQ = str(Path(sys.executable).with_name("stq"))
+REPO = Path(__file__).resolve().parent.parent
+SECTIONS = ("headline", "model", "budget", "validation", "robustness", "timings")
+
+
+def _demo(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([STQ, "demo", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_demo_interrupted_then_resumed_and_report(digits_h5: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    args = ["--model", str(digits_h5), "-o", str(out), "--attack-limit", "4",
+            "--validate-limit", "60"]
+    # 1. interrupt (Ctrl-C) as soon as the firmware is built
+    proc = _demo(args)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "building the firmware" in line and "done in" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, "".join(lines) + rest
+    assert not (out / "report" / "report.html").exists()
+    # 2. rerun: finished stages are reused (content hashes unchanged), the rest runs
+    t = time.time()
+    proc = subprocess.run([STQ, "demo", *args], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = proc.stdout
+    assert "converting to the integer artifact and C: reused" in log
+    assert "building the firmware for netduinoplus2, nucleo-l4r5zi: reused" in log
+    assert "validating 60 test images" in log and "reused" not in log.split("validating")[1][:40]
+    assert "Report: " in log and "bit-exact 60/60" in log
+    summary = json.loads((out / "report" / "report.json").read_text())
+    assert summary["reused"]["convert"] and summary["reused"]["build"]
+    assert not summary["reused"]["validate"]
+    assert summary["validate"]["mismatches"] == 0
+    assert {b for b in summary["budget"]["boards"]} == {"netduinoplus2", "nucleo-l4r5zi"}
+    assert all(r["host_device_mismatches"] == 0 for r in summary["attacks"]["results"])
+    # 3. a third run reuses everything
+    again = subprocess.run([STQ, "demo", *args], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count(": reused") == 5, again.stdout
+    assert time.time() - t < 900
+    _check_report_in_chromium(out / "report" / "report.html")
+
+
+def _check_report_in_chromium(page: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed (scripts/setup.sh installs it)")
+    profile = page.parent / "chromium-profile"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    for sec in SECTIONS:
+        assert f'<section id="{sec}">' in dom, sec
+    assert dom.count('class="chart"') >= 3  # two budget charts and the robustness plot
+    keep = REPO / "test-artifacts" / "demo"
+    keep.mkdir(parents=True, exist_ok=True)
+    shot = keep / "report.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,3000",
+                    page.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000

@@ -1,0 +1,352 @@
+"""The framed device protocol and its harness on the virtual board (the firmware's protocol
+sources and the generated digits model compiled for the host, on a pty): framing units, a
+fault-injecting proxy over 2,000 inferences, kill-and-resume of `stq validate`, the MLPerf Tiny
+runner's ASCII session, bad input, and the device parser fuzzed under ASan/UBSan."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toolchain import artifact, protocol, reference
+from toolchain.harness import DeviceLink
+from toolchain.virtual_board import VirtualBoard, build_host_firmware
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def stq_cmd():
+    """`stq NAME ARGS` as toolchain/cli.py runs it (StqError -> one line, exit 2)."""
+    import argparse
+    import importlib
+
+    from toolchain.errors import StqError
+
+    def run(name: str, argv: list[str]) -> int:
+        module = importlib.import_module(f"toolchain.commands.{name}")
+        parser = argparse.ArgumentParser(prog=f"stq {name}")
+        module.add_arguments(parser)
+        try:
+            return int(module.run(parser.parse_args(argv)) or 0)
+        except StqError as exc:
+            print(f"stq {name}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def digits_ref(digits_outdir: Path, digits_data):
+    g = artifact.load(digits_outdir / "model.stqa")
+    xq = reference.quantize_input(g, digits_data.x_test)
+    dt = np.dtype("<i4") if g.tensors[g.output].itemsize == 4 else np.dtype(np.int8)
+    ys = reference.predict(g, xq).astype(dt)
+    return g, [x.tobytes() for x in xq], [y.tobytes() for y in ys], xq, ys
+
+
+# --- framing ---------------------------------------------------------------------------------
+
+
+def test_cobs_and_frames_roundtrip() -> None:
+    rng = random.Random(1)
+    for n in [*range(0, 520), 1000, 4200]:
+        data = bytes(rng.choice((0, 0, 1, 255, rng.randrange(256))) for _ in range(n))
+        enc = protocol.cobs_encode(data)
+        assert b"\x00" not in enc and protocol.cobs_decode(enc) == data
+    wire = protocol.encode_frame(protocol.T_RUN, 77, b"\x00\x01\x02")
+    reader = protocol.FrameReader()
+    frames = reader.feed(b"junk" + wire[:5]) + reader.feed(wire[5:])
+    assert [protocol.decode_frame(f) for f in frames[1:]] == [
+        protocol.Frame(1, protocol.T_RUN, 77, b"\x00\x01\x02")]
+    bad = bytearray(wire)
+    bad[4] ^= 0x10
+    with pytest.raises(ValueError):
+        protocol.decode_frame(bytes(bad[1:-1]))
+
+
+def test_device_rejects_bad_frames_and_keeps_running(digits_outdir: Path, digits_ref) -> None:
+    _, xs, ys, _, _ = digits_ref
+    with VirtualBoard(digits_outdir) as vb, DeviceLink.open(vb.port_url, timeout=2) as link:
+        info = link.info()
+
+        def raw_reply(wire: bytes) -> protocol.Frame:
+            link._write(wire)
+            frame = link._read_frame(time.monotonic() + 2)
+            assert frame is not None
+            return frame
+
+        good = protocol.encode_frame(protocol.T_INFO, 5)
+        corrupt = bytearray(good)
+        at = next(i for i in range(len(good) - 5, len(good) - 1) if good[i] != 0x40)
+        corrupt[at] ^= 0x40  # a CRC byte (never a COBS code byte, never becomes 0x00)
+        cases = {
+            "bad CRC": bytes(corrupt),
+            "truncated frame": b"\x00\x03\x01\x01\x00",
+            "oversize frame": b"\x00" + bytes([0xFF] + [7] * 254) * 40 + b"\x00",
+            "unsupported version": protocol.encode_frame(protocol.T_INFO, 6, version=9),
+            "unknown request type": protocol.encode_frame(0x33, 7),
+            "upload outside the input": protocol.encode_frame(
+                protocol.T_UPLOAD, 8, protocol.upload_body(info.input_bytes, b"x", ack=True)),
+        }
+        for what, wire in cases.items():
+            frame = raw_reply(wire)
+            assert frame.type == protocol.T_ERROR, what
+            assert protocol.error_text(frame.body).startswith(what), (what, frame)
+        # ...and still runs correctly
+        assert link.infer(xs[3]).output == ys[3]
+
+
+# --- fault injection ---------------------------------------------------------------------------
+
+
+class FaultyProxy:
+    """A TCP port (the harness's side) joined to the virtual board's pty by a thread that
+    flips ~1 % of the bytes, drops some, inserts garbage bursts, and restarts the board process
+    when asked (a board reset) or when it died."""
+
+    def __init__(self, vb: VirtualBoard, seed: int = 7, flip: float = 0.01,
+                 drop: float = 0.001, insert: float = 0.001) -> None:
+        self.vb, self.rng = vb, random.Random(seed)
+        self.flip, self.drop, self.insert = flip, drop, insert
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.pty = os.open(vb.port_url, os.O_RDWR | os.O_NOCTTY)
+        self.stop = threading.Event()
+        self.reset_now = threading.Event()
+        self.counts = {"flipped": 0, "dropped": 0, "inserted": 0, "resets": 0}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _mangle(self, data: bytes) -> bytes:
+        out = bytearray()
+        for b in data:
+            r = self.rng.random()
+            if r < self.drop:
+                self.counts["dropped"] += 1
+                continue
+            if r < self.drop + self.insert:
+                burst = bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 8)))
+                out += burst
+                self.counts["inserted"] += len(burst)
+            if self.rng.random() < self.flip:
+                b ^= 1 << self.rng.randrange(8)
+                self.counts["flipped"] += 1
+            out.append(b)
+        return bytes(out)
+
+    def _run(self) -> None:
+        conn, _ = self.server.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            while not self.stop.is_set():
+                if self.reset_now.is_set() or self.vb.proc.poll() is not None:
+                    self.reset_now.clear()
+                    self.vb.restart()
+                    self.counts["resets"] += 1
+                ready, _, _ = select.select([conn, self.pty], [], [], 0.05)
+                if conn in ready:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    os.write(self.pty, self._mangle(data))
+                if self.pty in ready:
+                    conn.sendall(self._mangle(os.read(self.pty, 65536)))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        os.close(self.pty)
+        self.server.close()
+
+
+def test_faulty_link_never_records_a_wrong_result(digits_outdir: Path, digits_ref) -> None:
+    _, xs, ys, _, _ = digits_ref
+    n = 2000
+    t0 = time.monotonic()
+    with VirtualBoard(digits_outdir) as vb:
+        proxy = FaultyProxy(vb)
+        try:
+            with DeviceLink.open(proxy.url, timeout=0.05, attempts=80) as link:
+                link.info()
+                wrong = 0
+                for i in range(n):
+                    if i == n // 2:
+                        proxy.reset_now.set()
+                    k, nxt = i % len(xs), (i + 1) % len(xs)
+                    reply = link.infer(xs[k], xs[nxt] if i + 1 < n else None)
+                    wrong += reply.output != ys[k]  # every recorded result is checked
+                stats = link.stats.as_dict()
+        finally:
+            proxy.close()
+    report = {"inferences": n, "wrong": wrong, "seconds": round(time.monotonic() - t0, 1),
+              "faults": proxy.counts, "link": stats}
+    print(json.dumps(report))
+    out = REPO / "test-artifacts" / "link"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fault_injection.json").write_text(json.dumps(report, indent=2) + "\n")
+    assert wrong == 0
+    assert proxy.counts["resets"] >= 1 and proxy.counts["flipped"] > 100
+    assert stats["retries"] > 0 and stats["reuploads"] > 0
+
+
+# --- kill and resume ----------------------------------------------------------------------------
+
+
+def _stq(*argv: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from toolchain.commands import validate as v; "
+            "import argparse; p = argparse.ArgumentParser(); v.add_arguments(p); "
+            "sys.exit(v.run(p.parse_args(sys.argv[1:])))", *argv]
+
+
+def test_killed_validate_resumes_to_the_same_results(digits_outdir: Path, tmp_path: Path,
+                                                     digits_ref) -> None:
+    g = digits_ref[0]
+    rng = np.random.default_rng(3)
+    t = g.tensors[g.input]
+    xs = rng.integers(t.qmin, t.qmax + 1, size=(4000, *t.shape)).astype(
+        reference.NP_DTYPE[t.dtype])
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, xs)
+    common = ["--board", "virtual", "--artifact", str(digits_outdir), "--inputs", str(inputs),
+              "--no-progress"]
+    killed, full = tmp_path / "killed", tmp_path / "full"
+    proc = subprocess.Popen(_stq(*common, "-o", str(killed)), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results = killed / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.is_file() and results.stat().st_size > 300 * 60:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    lines = results.read_bytes().count(b"\n")
+    assert 0 < lines < len(xs), f"not killed mid-run ({lines} lines)"
+    rerun = subprocess.run(_stq(*common, "-o", str(killed)), cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads((killed / "summary.json").read_text())
+    assert 0 < summary["session"]["resumed_at"] <= lines
+    once = subprocess.run(_stq(*common, "-o", str(full)), cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert once.returncode == 0, once.stderr
+    assert results.read_bytes() == (full / "results.jsonl").read_bytes()
+    assert summary["bit_exact"] == len(xs)
+
+
+# --- MLPerf Tiny runner mode ------------------------------------------------------------------
+
+
+def _until_ready(fd: int, timeout: float = 5.0) -> str:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"m-ready\r\n" not in data:
+        assert time.monotonic() < deadline, data
+        if select.select([fd], [], [], 0.1)[0]:
+            data += os.read(fd, 4096)
+    return data.decode()
+
+
+def test_mlperf_runner_session(digits_outdir: Path, digits_ref) -> None:
+    g, xs, ys, _, yarr = digits_ref
+    with VirtualBoard(digits_outdir) as vb:
+        fd = os.open(vb.port_url, os.O_RDWR | os.O_NOCTTY)
+        try:
+            time.sleep(0.2)
+            os.write(fd, b"name%")
+            reply = _until_ready(fd)
+            assert re.search(r"^m-name-dut-\[stq .*\]\r$", reply, re.M), reply
+            os.write(fd, b"profile%")
+            assert "m-profile-[ulp-mlperf]" in _until_ready(fd)
+            os.write(fd, b"bogus%")
+            assert "e-[Unknown command: bogus]" in _until_ready(fd)
+            for k in range(5):
+                x = xs[k]
+                os.write(fd, f"db load {len(x)}%".encode())
+                assert f"m-[Expecting {len(x)} bytes]" in _until_ready(fd)
+                half = len(x) // 2
+                os.write(fd, f"db {x[:half].hex()}%".encode())
+                assert "m-load-done" not in _until_ready(fd)
+                os.write(fd, f"db {x[half:].hex()}%".encode())
+                assert "m-load-done" in _until_ready(fd)
+                os.write(fd, b"infer 3 1%")
+                reply = _until_ready(fd)
+                laps = [int(v) for v in re.findall(r"^m-lap-us-(\d+)\r$", reply, re.M)]
+                assert len(laps) == 2 and laps[1] >= laps[0]
+                assert "m-warmup-start-1" in reply and "m-infer-done" in reply
+                got = re.search(r"m-results-\[([-0-9,]+)\]", reply)
+                assert got and [int(v) for v in got.group(1).split(",")] == yarr[k].tolist()
+                os.write(fd, b"results%")
+                assert got.group(0) in _until_ready(fd)
+        finally:
+            os.close(fd)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_bad_ports_and_inputs(digits_outdir: Path, tmp_path: Path, stq_cmd, capsys) -> None:
+    base = ["--artifact", str(digits_outdir), "--no-progress", "--limit", "5"]
+    assert stq_cmd("validate", ["--board", "x", "--port", "/dev/ttyNOPE", *base,
+                                "-o", str(tmp_path / "a")]) == 2
+    assert "cannot open device port /dev/ttyNOPE" in capsys.readouterr().err
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    url = f"socket://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        assert stq_cmd("validate", ["--board", "x", "--port", url, "--timeout", "0.3", *base,
+                                    "-o", str(tmp_path / "b")]) == 2
+    finally:
+        silent.close()
+    err = capsys.readouterr().err
+    assert f"no device answered on port {url}: sent INFO 3 times, waiting 0.3 s each" in err
+
+    # firmware built from another model: same C, different hash
+    other = tmp_path / "other"
+    (other / "c").mkdir(parents=True)
+    for f in (digits_outdir / "c").iterdir():
+        text = f.read_text()
+        (other / "c" / f.name).write_text(re.sub(r'STQ_MODEL_HASH "[0-9a-f]{8}',
+                                                 'STQ_MODEL_HASH "00000000', text))
+    with VirtualBoard(other) as vb:
+        assert stq_cmd("validate", ["--board", "x", "--port", vb.port_url, *base,
+                                    "-o", str(tmp_path / "c")]) == 2
+    assert "the firmware runs model 00000000" in capsys.readouterr().err
+
+    g = artifact.load(digits_outdir / "model.stqa")
+    shape = g.tensors[g.input].shape
+    for name, arr, msg in [
+        ("shape.npy", np.zeros((4, *shape[:-1]), np.uint8), "have shape"),
+        ("dtype.npy", np.zeros((4, *shape), np.float32), "have dtype float32"),
+    ]:
+        np.save(tmp_path / name, arr)
+        assert stq_cmd("validate", ["--board", "virtual", "--inputs", str(tmp_path / name),
+                                    *base, "-o", str(tmp_path / name[:-4])]) == 2
+        assert msg in capsys.readouterr().err
+
+
+# --- fuzzing ----------------------------------------------------------------------------------
+
+
+def test_device_parser_fuzzed_with_sanitizers(digits_outdir: Path) -> None:
+    exe = build_host_firmware(digits_outdir, fuzz=True)
+    proc = subprocess.run([str(exe), "12", "12345"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr
+    m = re.search(r"fuzz: (\d+) cases", proc.stdout)
+    assert m and int(m.group(1)) > 10000, proc.stdout

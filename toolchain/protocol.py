@@ -1,0 +1,201 @@
+"""The framed device protocol (docs/protocol.md), host side: CRC-32, COBS, frames, messages.
+
+A frame on the wire is ``0x00 COBS(payload) 0x00``; the payload is ``version, type, seq (u16
+LE), body, CRC-32 (LE) of everything before it``. Replies carry the request's type | 0x80 (or
+ERROR) and echo its sequence number. Pure functions only: no I/O here (see harness.py).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+VERSION = 1
+T_INFO, T_UPLOAD, T_RUN, T_QUIT, T_ERROR, T_REPLY = 0x01, 0x02, 0x03, 0x04, 0x7F, 0x80
+NO_SEQ = 0xFFFF
+HEADER = struct.Struct("<BBH")
+ERRORS = {
+    1: "bad CRC", 2: "oversize frame", 3: "truncated frame", 4: "malformed COBS",
+    5: "unsupported version", 6: "unknown request type", 7: "bad body length",
+    8: "upload outside the input", 9: "input CRC mismatch (a chunk was lost)",
+    10: "not supported on this board",
+}  # fmt: skip
+E_INPUT = 9
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32/IEEE (zlib's), as firmware/src/link.c computes it."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out = bytearray([0])
+    code_at, code = 0, 1
+    for b in data:
+        if b == 0:
+            out[code_at] = code
+            code_at, code = len(out), 1
+            out.append(0)
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_at] = code
+                code_at, code = len(out), 1
+                out.append(0)
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Inverse of :func:`cobs_encode`; ValueError when malformed."""
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        if code == 0 or i + code > n:
+            raise ValueError("malformed COBS")
+        out += data[i + 1 : i + code]
+        i += code
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+def encode_frame(ftype: int, seq: int, body: bytes = b"", version: int = VERSION) -> bytes:
+    """The wire bytes of one frame, delimiters included."""
+    payload = HEADER.pack(version, ftype, seq & 0xFFFF) + body
+    payload += struct.pack("<I", crc32(payload))
+    return b"\x00" + cobs_encode(payload) + b"\x00"
+
+
+@dataclass(frozen=True)
+class Frame:
+    version: int
+    type: int
+    seq: int
+    body: bytes
+
+
+def decode_frame(encoded: bytes) -> Frame:
+    """One frame from the bytes between two delimiters; ValueError when corrupt."""
+    payload = cobs_decode(encoded)
+    if len(payload) < HEADER.size + 4:
+        raise ValueError(f"truncated frame ({len(payload)} bytes)")
+    (want,) = struct.unpack_from("<I", payload, len(payload) - 4)
+    if crc32(payload[:-4]) != want:
+        raise ValueError("bad CRC")
+    version, ftype, seq = HEADER.unpack_from(payload)
+    return Frame(version, ftype, seq, payload[HEADER.size : -4])
+
+
+class FrameReader:
+    """Splits a byte stream into frames at 0x00; bytes outside frames are counted as noise."""
+
+    def __init__(self, max_encoded: int = 1 << 16) -> None:
+        self.buf = bytearray()
+        self.max_encoded = max_encoded
+        self.noise = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The complete frames (encoded, without delimiters) that ``data`` finishes."""
+        out = []
+        parts = bytes(data).split(b"\x00")
+        self.buf += parts[0]
+        for part in parts[1:]:
+            if self.buf:
+                out.append(bytes(self.buf))
+            self.buf = bytearray(part)
+        if len(self.buf) > self.max_encoded:
+            self.noise += len(self.buf)
+            self.buf.clear()
+        return out
+
+
+# --- message bodies ----------------------------------------------------------------------
+
+
+def upload_body(offset: int, data: bytes, ack: bool) -> bytes:
+    return struct.pack("<BI", 1 if ack else 0, offset) + data
+
+
+def run_body(input_crc: int, profile: bool = False) -> bytes:
+    return struct.pack("<BI", 1 if profile else 0, input_crc)
+
+
+@dataclass(frozen=True)
+class Info:
+    """The INFO reply: what the firmware was built with."""
+
+    proto_version: int
+    chunk_max: int
+    input_bytes: int
+    input_signed: bool
+    input_shape: tuple[int, int, int]
+    output_count: int
+    output_elem_bytes: int
+    arena_bytes: int
+    layers: int
+    macs: int
+    has_instructions: bool
+    clock_hz: int
+    model_hash: str
+    model_name: str
+    board: str
+    build_id: str
+    counter: str
+
+    @property
+    def output_bytes(self) -> int:
+        return self.output_count * self.output_elem_bytes
+
+    @classmethod
+    def parse(cls, body: bytes) -> Info:
+        fmt = struct.Struct("<BBHIBHHHIBIHQBI")
+        try:
+            (status, pv, chunk, inb, signed, h, w, c, oc, oe, arena, layers, macs, hi, clk) = (
+                fmt.unpack_from(body)
+            )
+            pos, strings = fmt.size, []
+            for _ in range(5):
+                n = body[pos]
+                strings.append(body[pos + 1 : pos + 1 + n].decode("ascii"))
+                pos += 1 + n
+        except (struct.error, IndexError, UnicodeDecodeError) as exc:
+            raise ValueError(f"malformed INFO reply ({len(body)} bytes)") from exc
+        if status != 0:
+            raise ValueError(f"INFO status {status}")
+        return cls(pv, chunk, inb, bool(signed), (h, w, c), oc, oe, arena, layers, macs,
+                   bool(hi), clk, *strings)
+
+
+@dataclass(frozen=True)
+class RunReply:
+    rc: int
+    input_crc: int
+    ticks: int
+    instructions: int
+    output: bytes
+    layer_costs: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def parse(cls, body: bytes, output_bytes: int) -> RunReply:
+        fmt = struct.Struct("<BiIQI")
+        if len(body) < fmt.size + output_bytes:
+            raise ValueError(f"RUN reply too short ({len(body)} bytes)")
+        status, rc, icrc, ticks, instr = fmt.unpack_from(body)
+        out = body[fmt.size : fmt.size + output_bytes]
+        rest = body[fmt.size + output_bytes :]
+        layers: tuple[tuple[int, int], ...] = ()
+        if rest:
+            (n,) = struct.unpack_from("<H", rest)
+            layers = tuple(struct.iter_unpack("<II", rest[2 : 2 + 8 * n]))
+        return cls(rc, icrc, ticks, instr, bytes(out), layers)
+
+
+def error_text(body: bytes) -> str:
+    if len(body) < 5:
+        return "malformed error frame"
+    code, detail = struct.unpack_from("<BI", body)
+    return f"{ERRORS.get(code, f'error {code}')} ({detail})"
