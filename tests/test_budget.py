@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from chromium import render
 
 from toolchain import boards
 from toolchain.boards import load_board
@@ -51,7 +51,6 @@ def builds(digits_outdir: Path, resnet8_outdir: Path,
     return get
 
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # gitignored
 
 
 def stq(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -134,31 +133,13 @@ def test_over_board_limit_fails_and_names_boards_that_fit(resnet8_outdir: Path, 
 
 def test_html_report_renders_in_headless_chromium(builds, resnet8_outdir: Path,
                                                   tmp_path: Path, capsys) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium not installed (scripts/setup.sh installs it)")
     elf = builds("resnet8", "nucleo-u575zi-q").elf
     rc, _, err = stq([str(resnet8_outdir), "--elf", str(elf), "-o", str(tmp_path)], capsys)
     assert rc == 0, err
-    page = (tmp_path / "budget.html").resolve()
-    shots = ARTIFACTS / "budget"
-    shots.mkdir(parents=True, exist_ok=True)
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=60)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert '<table id="layers">' in dom.stdout and "b3_conv2" in dom.stdout
-    assert '<img id="chart"' in dom.stdout and "data:image/png;base64," in dom.stdout
-    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
-    assert not console, console
-    shot = shots / "resnet8_budget.png"
-    shot.unlink(missing_ok=True)
-    proc = subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,1600",
-                                   page.as_uri()], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and shot.stat().st_size > 10_000, proc.stderr[-2000:]
+    r = render(tmp_path / "budget.html", tmp_path / "profile", "budget/resnet8_budget.png")
+    assert '<table id="layers">' in r.dom and "b3_conv2" in r.dom
+    assert '<img id="chart"' in r.dom and "data:image/png;base64," in r.dom
+    assert not r.console_errors, r.console_errors
 
 
 def test_parse_size() -> None:

@@ -115,3 +115,24 @@ def test_fused_residual_writes_in_place_and_resnet8_arena_is_32k() -> None:
     offsets = codegen.tensor_offsets(g, planner)
     assert offsets["b1_conv2"] == offsets["conv1"]
     assert offsets["b1_conv1"] != offsets["conv1"]  # the main input is never overwritten
+
+
+@pytest.mark.parametrize("kernels", ["optimized", "reference"])
+def test_generated_c_is_warning_free_with_clang(probe_graphs, tmp_path: Path,
+                                                kernels: str) -> None:
+    """clang is stricter than gcc about unused static functions in generated code."""
+    if shutil.which("clang") is None:
+        pytest.fail("clang is not installed (scripts/setup.sh installs it)")
+    for name, g in probe_graphs.items():
+        for packing in ("2bit", "base3"):
+            g.options.update(packing=packing, kernels=kernels)
+            cdir = tmp_path / f"{name}-{packing}"
+            codegen.write(g, cdir)
+            for src in ("model.c", "weights.c", "kernels.c"):
+                proc = subprocess.run(
+                    ["clang", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                     "-c", str(cdir / src), "-o", str(cdir / f"{src}.o")],
+                    capture_output=True, text=True)
+                assert proc.returncode == 0, f"{name}/{packing}/{src}: {proc.stderr}"
+    for g in probe_graphs.values():
+        g.options.pop("kernels", None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from chromium import render
 
 STQ = str(Path(sys.executable).with_name("stq"))
-REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ("headline", "model", "budget", "validation", "robustness", "timings")
 
 
@@ -65,21 +64,8 @@ def test_demo_interrupted_then_resumed_and_report(digits_h5: Path, tmp_path: Pat
 
 
 def _check_report_in_chromium(page: Path) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed (scripts/setup.sh installs it)")
-    profile = page.parent / "chromium-profile"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
+    r = render(page, page.parent / "chromium-profile", "demo/report.png", height=3000)
     for sec in SECTIONS:
-        assert f'<section id="{sec}">' in dom, sec
-    assert dom.count('class="chart"') >= 3  # two budget charts and the robustness plot
-    keep = REPO / "test-artifacts" / "demo"
-    keep.mkdir(parents=True, exist_ok=True)
-    shot = keep / "report.png"
-    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,3000",
-                    page.as_uri()], capture_output=True, timeout=120)
-    assert shot.is_file() and shot.stat().st_size > 10_000
+        assert f'<section id="{sec}">' in r.dom, sec
+    assert r.dom.count('class="chart"') >= 3  # two budget charts and the robustness plot
+    assert not r.console_errors, r.console_errors

@@ -10,6 +10,7 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -350,3 +351,34 @@ def test_device_parser_fuzzed_with_sanitizers(digits_outdir: Path) -> None:
     assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr
     m = re.search(r"fuzz: (\d+) cases", proc.stdout)
     assert m and int(m.group(1)) > 10000, proc.stdout
+
+
+def test_device_parser_libfuzzer_coverage_guided(digits_outdir: Path, tmp_path: Path) -> None:
+    """libFuzzer (clang, coverage-guided) with ASan/UBSan on the same parsers, from a seed
+    corpus of valid frames and runner commands, for a bounded run; no findings. Longer runs:
+    docs/protocol.md."""
+    import struct
+
+    P = protocol
+    if shutil.which("clang") is None:
+        pytest.fail("clang is not installed (scripts/setup.sh installs it)")
+    exe = build_host_firmware(digits_outdir, kind="libfuzzer")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    x = bytes(range(64))
+    seeds = {
+        "info": P.encode_frame(P.T_INFO, 1),
+        "upload_run": P.encode_frame(P.T_UPLOAD, 2, b"\x01" + struct.pack("<I", 0) + x)
+        + P.encode_frame(P.T_RUN, 3, b"\x00" + struct.pack("<I", P.crc32(x))),
+        "mlperf": b"name%profile%db load 64%db " + x.hex().encode() + b"%infer 1 0%results%",
+        "legacy": b"H",
+    }
+    for name, data in seeds.items():
+        (corpus / name).write_bytes(data)
+    proc = subprocess.run([str(exe), "-max_total_time=15", "-seed=7", "-print_final_stats=1",
+                           str(corpus)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ERROR: AddressSanitizer" not in proc.stderr and "runtime error" not in proc.stderr
+    runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
+    assert runs and int(runs.group(1)) > 1000, proc.stderr[-2000:]

@@ -234,7 +234,6 @@ def generate(g: Graph) -> CModel:
         wk = None
         if "weights" in n.arrays:
             wk = weight_code(n, packing)
-            codes.add(wk)
             w = n.arrays["weights"]
             if n.op == "depthwise_conv2d":
                 data = w.astype(np.int8).reshape(-1) if wk == "i8" else pack(w, packing)
@@ -269,6 +268,8 @@ def generate(g: Graph) -> CModel:
             else:
                 fast_codes.add(str(wk))
                 im2col_types[SHORT[ins[0].dtype]] = CTYPE[ins[0].dtype]
+        elif wk is not None:
+            codes.add(wk)  # a reference kernel reads these weights with stq_t2 / stq_t3
         if fn not in bodies:
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],

@@ -29,6 +29,14 @@ FUZZ_SOURCES = ("protocol.c", "mlperf.c", "protocol_min.c", "link.c", "text.c")
 MODEL_SOURCES = ("model.c", "weights.c", "kernels.c")
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
+LIBFUZZER = ("-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
+# kind -> (firmware sources, host sources, flags, default compiler, executable)
+KINDS = {
+    "board": (PROTOCOL_SOURCES, ("stq_host_hal.c",), ("-O2",), "gcc", "stq_virtual_board"),
+    "fuzz": (FUZZ_SOURCES, ("stq_fuzz_main.c", "stq_fuzz_hal.c"), SANITIZE, "gcc", "stq_fuzz"),
+    "libfuzzer": (FUZZ_SOURCES, ("stq_libfuzzer.c", "stq_fuzz_hal.c"), LIBFUZZER, "clang",
+                  "stq_libfuzzer"),
+}
 CACHE = Path(tempfile.gettempdir()) / "stq-virtual-board"
 
 
@@ -48,29 +56,35 @@ def config_header(build_id: str, emulated: bool = True) -> str:
 
 
 def build_host_firmware(
-    model_path: Path, fuzz: bool = False, cache: Path | None = None, cc: str = "gcc"
+    model_path: Path, fuzz: bool = False, cache: Path | None = None, cc: str | None = None,
+    kind: str | None = None,
 ) -> Path:
-    """Compile the virtual board (or, with ``fuzz``, the sanitized fuzzer); return the exe.
-    Cached by the content of every input, so a second call is free."""
+    """Compile the virtual board, or the sanitized random fuzzer (``fuzz``), or the libFuzzer
+    target (``kind="libfuzzer"``, clang); return the exe. Cached by the content of every input,
+    so a second call is free."""
+    kind = kind or ("fuzz" if fuzz else "board")
+    fw_sources, host_sources, kind_flags, default_cc, exe_name = KINDS[kind]
+    cc = cc or default_cc
     cdir = resolve_model_dir(Path(model_path))
     if shutil.which(cc) is None:
-        raise StqError(f"{cc} not found on PATH (the virtual board is built with the host gcc)")
-    srcs = [FIRMWARE_DIR / "src" / s for s in (FUZZ_SOURCES if fuzz else PROTOCOL_SOURCES)]
-    srcs.append(FIRMWARE_DIR / "host" / ("stq_fuzz_main.c" if fuzz else "stq_host_hal.c"))
+        raise StqError(f"{cc} not found on PATH (needed to build the {kind} host firmware; "
+                       "scripts/setup.sh installs it)")
+    srcs = [FIRMWARE_DIR / "src" / s for s in fw_sources]
+    srcs += [FIRMWARE_DIR / "host" / s for s in host_sources]
     srcs += [cdir / s for s in MODEL_SOURCES]
     headers = [*sorted((FIRMWARE_DIR / "src").glob("*.h")), FIRMWARE_DIR / "include" /
                "stq_firmware.h", cdir / "model.h", cdir / "kernels.h"]
-    flags = [*STRICT, *(SANITIZE if fuzz else ("-O2",))]
-    digest = hashlib.sha256(" ".join(flags).encode())
+    flags = [*STRICT, *kind_flags]
+    digest = hashlib.sha256(" ".join([cc, *flags]).encode())
     for f in [*srcs, *headers]:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     build_id = "vb-" + digest.hexdigest()[:12]
     out = (cache or CACHE) / build_id
-    exe = out / ("stq_fuzz" if fuzz else "stq_virtual_board")
+    exe = out / exe_name
     if exe.is_file():
         return exe
     out.mkdir(parents=True, exist_ok=True)
-    (out / "stq_board_config.h").write_text(config_header(build_id, emulated=not fuzz))
+    (out / "stq_board_config.h").write_text(config_header(build_id, emulated=kind == "board"))
     tmp = exe.with_suffix(".tmp")
     cmd = [
         cc, *flags, f"-I{out}", f"-I{FIRMWARE_DIR / 'include'}", f"-I{FIRMWARE_DIR / 'src'}",

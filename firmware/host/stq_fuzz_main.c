@@ -2,7 +2,8 @@
  * stq_fuzz_main.c - bounded random-input fuzzer of the device-side parsers (framed, MLPerf
  * ASCII, minimal), built with -fsanitize=address,undefined. It feeds byte streams straight into
  * stq_protocol_feed(): pure noise, valid frames with flipped / dropped / inserted bytes,
- * oversize frames and ASCII command soup. Any sanitizer report aborts the process.
+ * oversize frames and ASCII command soup. Any sanitizer report aborts the process. Linked with
+ * stq_fuzz_hal.c (the silent HAL); stq_libfuzzer.c is the coverage-guided twin.
  *
  *   stq_fuzz SECONDS [SEED]     prints "fuzz: N cases, M bytes" and exits 0
  */
@@ -17,7 +18,7 @@
 #include "stq_protocol.h"
 
 static uint64_t stq_rng_state = 0x9E3779B97F4A7C15u;
-static uint64_t stq_out_bytes;
+extern uint64_t stq_fuzz_out_bytes; /* stq_fuzz_hal.c */
 
 static uint32_t rnd(void)
 {
@@ -26,27 +27,6 @@ static uint32_t rnd(void)
     stq_rng_state ^= stq_rng_state << 17;
     return (uint32_t)(stq_rng_state >> 11);
 }
-
-/* --- a silent HAL ---------------------------------------------------------------------------- */
-void stq_board_init(void) {}
-void stq_uart_init(void) {}
-void stq_uart_putc(uint8_t c) { (void)c; stq_out_bytes++; }
-void stq_uart_write(const void *data, uint32_t bytes)
-{
-    const volatile uint8_t *p = (const volatile uint8_t *)data;
-    for (uint32_t i = 0; i < bytes; ++i) {
-        (void)p[i]; /* read every byte: ASan checks the bounds */
-        stq_out_bytes++;
-    }
-}
-uint8_t stq_uart_getc(void) { abort(); }
-void stq_counter_init(void) {}
-void stq_counter_restart(void) {}
-uint64_t stq_counter_ticks(void) { return 12345u; }
-int stq_counter_has_instructions(void) { return 0; }
-uint32_t stq_counter_instructions(void) { return 0u; }
-const char *stq_counter_name(void) { return "fuzz"; }
-void stq_semihost_exit(uint32_t code) { exit((int)code); }
 
 /* --- generators --------------------------------------------------------------------------- */
 static uint8_t frame[STQ_PROTO_FRAME_MAX + 64u];
@@ -207,6 +187,6 @@ int main(int argc, char **argv)
         ++cases;
     }
     printf("fuzz: %llu cases, %llu bytes out\n", (unsigned long long)cases,
-           (unsigned long long)stq_out_bytes);
+           (unsigned long long)stq_fuzz_out_bytes);
     return 0;
 }
