@@ -69,3 +69,16 @@ def _check_report_in_chromium(page: Path) -> None:
         assert f'<section id="{sec}">' in r.dom, sec
     assert r.dom.count('class="chart"') >= 3  # two budget charts and the robustness plot
     assert not r.console_errors, r.console_errors
+
+
+def test_demo_exits_non_zero_when_a_stage_fails(digits_h5: Path, tmp_path: Path) -> None:
+    """A failing stage (here: building for a board that does not exist) stops the demo with a
+    non-zero exit and one clear line; the stages before it stay cached."""
+    out = tmp_path / "demo"
+    proc = subprocess.run([STQ, "demo", "--model", str(digits_h5), "-o", str(out), "--board",
+                           "nucleo-nope"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "stq demo: error: unknown board 'nucleo-nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / ".stq-cache" / "convert.json").is_file()
+    assert not (out / "report").exists()
