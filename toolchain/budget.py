@@ -51,10 +51,6 @@ def parse_size(text: str, what: str = "--budget") -> int:
     return int(value)
 
 
-def fmt_size(n: int) -> str:
-    return f"{n:,} B ({n / 1000:.1f} KB)" if n >= 1000 else f"{n:,} B"
-
-
 @dataclass
 class LayerBudget:
     index: int
@@ -125,7 +121,8 @@ class Budget:
 def analyze(g: Graph) -> Budget:
     """The analytic budget of an artifact (the exact numbers codegen will emit)."""
     cmodel = codegen.generate(g)
-    planner = codegen.plan_arena(g)
+    planner = cmodel.planner
+    assert planner is not None
     greedy = planner.copy()
     greedy.plan("greedy")
     packing = g.options.get("packing", "2bit")

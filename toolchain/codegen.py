@@ -138,6 +138,7 @@ class CModel:
     weight_bytes: dict[str, int]  # per layer: packed weights + requantization parameters
     kernels: str = "optimized"    # "optimized" (fast kernels where there is one) or "reference"
     scratch_bytes: int = 0        # static scratch of the optimized kernels (RAM, stq_scratch)
+    planner: ArenaPlanner | None = None  # the arena plan the offsets come from
 
 
 def weight_code(node: Node, packing: str) -> str:
@@ -314,7 +315,7 @@ def generate(g: Graph) -> CModel:
     }
     files = {name: env.get_template(f"{name}.j2").render(**ctx) for name in SOURCES}
     return CModel(files, ctx["arena_bytes"], offsets, arrays, weight_bytes, kernels,
-                  scratch_bytes)
+                  scratch_bytes, planner)
 
 
 def write(g: Graph, outdir: Path) -> CModel:
