@@ -23,7 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain import datasets, oracles, reference  # noqa: E402
+from toolchain.reference import model as reference
+from toolchain.robustness import oracles
+from toolchain.training import datasets
 
 
 def rate(oracle: oracles.Oracle, x: np.ndarray, batch: int) -> float:
@@ -59,7 +61,8 @@ def main() -> int:
         with oracles.open_oracle(g, args.outdir, board="netduinoplus2", workdir=work) as qb:
             out["qemu_qps"] = rate(qb, x[:args.qemu_queries], args.batch)
     if args.full:
-        from toolchain import attacks, attacks_eval
+        from toolchain.robustness import attacks
+        from toolchain.robustness import evaluate as attacks_eval
 
         cfg = attacks.for_dataset("digits")
         t0 = time.perf_counter()

@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> int:
-    from toolchain import zoo
-    from toolchain.budget import analyze, load_graph
-    from toolchain.frontend import convert_model
+    from toolchain.budget.analysis import analyze, load_graph
+    from toolchain.frontend.keras import convert_model
+    from toolchain.training import zoo
 
     graphs = [("resnet8", convert_model(zoo.resnet8("stq"), name="resnet8"))]
     if len(sys.argv) > 1:

@@ -35,10 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from toolchain import datasets, reference, zoo  # noqa: E402
-from toolchain.convert import convert_graph  # noqa: E402
 from toolchain.errors import StqError  # noqa: E402
-from toolchain.frontend import convert_model, load_keras_model  # noqa: E402
+from toolchain.frontend.keras import convert_model, load_keras_model  # noqa: E402
+from toolchain.pipeline.convert import convert_graph  # noqa: E402
+from toolchain.reference import model as reference  # noqa: E402
+from toolchain.training import datasets, zoo  # noqa: E402
 
 
 def timed(fn: Callable[[], Any], repeats: int, warmup: bool = True) -> tuple[float, Any]:
@@ -92,7 +93,7 @@ def throughput(name: str, model: Any, x: np.ndarray, repeats: int) -> dict[str, 
 def digits_model(path: Path | None) -> tuple[Any, dict[str, Any]]:
     if path is not None:
         return load_keras_model(path), {"source": str(path)}
-    from toolchain.train import TrainConfig, train
+    from toolchain.training.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory(prefix="stq-bench-train-") as tmp:
         r = train(TrainConfig(), Path(tmp), progress=False)

@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain import protocol as P  # noqa: E402
-from toolchain.harness import DeviceLink  # noqa: E402
-from toolchain.virtual_board import VirtualBoard  # noqa: E402
+from toolchain.device import protocol as P  # noqa: E402
+from toolchain.device.link import DeviceLink  # noqa: E402
+from toolchain.device.virtual_board import VirtualBoard  # noqa: E402
 
 
 def framed_wire(x: bytes, outputs: int, chunk: int = 4096) -> int:
@@ -120,7 +120,9 @@ def main() -> int:
           f"{res['input_32x32x3']['framed_efficiency']:.4f}, MLPerf hex "
           f"({args.hex_line} B per db line) {res['input_32x32x3']['mlperf_hex_efficiency']:.4f}")
 
-    from toolchain import artifact, datasets, reference
+    from toolchain.ir import artifact
+    from toolchain.reference import model as reference
+    from toolchain.training import datasets
 
     g = artifact.load(args.outdir / "model.stqa")
     xq = reference.quantize_input(g, datasets.digits().x_test)
@@ -140,9 +142,9 @@ def main() -> int:
     if args.qemu_images:
         import tempfile
 
-        from toolchain.boards import load_board
-        from toolchain.build import build
-        from toolchain.qemu import QemuBoard
+        from toolchain.device.qemu import QemuBoard
+        from toolchain.firmware.boards import load_board
+        from toolchain.firmware.build import build
 
         board = load_board("netduinoplus2")
         with tempfile.TemporaryDirectory() as tmp:

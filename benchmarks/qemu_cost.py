@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain.boards import load_board  # noqa: E402
-from toolchain.build import build  # noqa: E402
-from toolchain.device import StqDevice  # noqa: E402
+from toolchain.device.qemu import QemuBoard  # noqa: E402
+from toolchain.device.text_client import StqDevice  # noqa: E402
 from toolchain.errors import StqError  # noqa: E402
-from toolchain.qemu import QemuBoard  # noqa: E402
+from toolchain.firmware.boards import load_board  # noqa: E402
+from toolchain.firmware.build import build  # noqa: E402
 
 BOARD = "netduinoplus2"
 
@@ -33,8 +33,9 @@ def digits_inputs(outdir: Path, n: int, input_bytes: int) -> list[bytes]:
     """Integer digits test images when the artifact is there, else fixed pseudo-random bytes."""
     artifact = outdir / "model.stqa"
     if artifact.is_file():
-        from toolchain import artifact as art
-        from toolchain import datasets, reference
+        from toolchain.ir import artifact as art
+        from toolchain.reference import model as reference
+        from toolchain.training import datasets
 
         g = art.load(artifact)
         xs = reference.quantize_input(g, datasets.digits().x_test[:n])

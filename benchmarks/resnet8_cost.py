@@ -25,20 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qemu_cost import measure  # noqa: E402
 
 from toolchain.errors import StqError  # noqa: E402
-from toolchain.ir import Graph, node_macs  # noqa: E402
+from toolchain.ir.graph import Graph, node_macs  # noqa: E402
 
 BASELINES = {"CMSIS-NN int8 kernels": 28.2e6, "plain C reference loops": 94.7e6}  # ResNet-8
 
 
 def resnet8_graph() -> Graph:
-    from toolchain import zoo
-    from toolchain.frontend import convert_model
+    from toolchain.frontend.keras import convert_model
+    from toolchain.training import zoo
 
     return convert_model(zoo.resnet8("stq"), name="resnet8")
 
 
 def random_inputs(g: Graph, n: int, seed: int = 0) -> np.ndarray:
-    from toolchain.reference import NP_DTYPE
+    from toolchain.reference.model import NP_DTYPE
 
     t = g.tensors[g.input]
     rng = np.random.default_rng(seed)
@@ -46,7 +46,7 @@ def random_inputs(g: Graph, n: int, seed: int = 0) -> np.ndarray:
 
 
 def expected_outputs(g: Graph, xs: np.ndarray) -> list[str]:
-    from toolchain import reference
+    from toolchain.reference import model as reference
 
     out_t = g.tensors[g.output]
     dt = np.dtype("<i4") if out_t.itemsize == 4 else np.dtype(np.int8)
@@ -54,7 +54,7 @@ def expected_outputs(g: Graph, xs: np.ndarray) -> list[str]:
 
 
 def compare(g: Graph, xs: np.ndarray, workdir: Path, timeout: float) -> dict:
-    from toolchain.convert import convert_graph
+    from toolchain.pipeline.convert import convert_graph
 
     inputs = [np.ascontiguousarray(x).tobytes() for x in xs]
     want = expected_outputs(g, xs)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.model is not None:
-        from toolchain import artifact
+        from toolchain.ir import artifact
 
         g = artifact.load(args.model / "model.stqa")
     else:

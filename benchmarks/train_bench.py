@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from toolchain import zoo  # noqa: E402
-from toolchain.datasets import Dataset  # noqa: E402
-from toolchain.train import TrainConfig, read_log, train  # noqa: E402
+from toolchain.training import zoo  # noqa: E402
+from toolchain.training.datasets import Dataset  # noqa: E402
+from toolchain.training.train import TrainConfig, read_log, train  # noqa: E402
 
 SHAPES = {"digits-sized": (8, 8, 1), "cifar-sized": (32, 32, 3)}
 

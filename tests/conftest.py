@@ -23,7 +23,7 @@ ARTIFACTS = REPO / "test-artifacts"  # kept after the run (screenshots, reports)
 @pytest.fixture(scope="session")
 def digits_trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """TrainResult of the default digits STQ model (model_path, test_accuracy, ...)."""
-    from toolchain.train import TrainConfig, train
+    from toolchain.training.train import TrainConfig, train
 
     return train(TrainConfig(), tmp_path_factory.mktemp("train"), progress=False)
 
@@ -35,7 +35,7 @@ def digits_h5(digits_trained: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def digits_keras(digits_h5: Path) -> Any:
-    from toolchain.frontend import load_keras_model
+    from toolchain.frontend.keras import load_keras_model
 
     return load_keras_model(digits_h5)
 
@@ -43,7 +43,7 @@ def digits_keras(digits_h5: Path) -> Any:
 @pytest.fixture(scope="session")
 def digits_outdir(digits_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`stq convert` output of the digits model: model.stqa, c/, convert.json."""
-    from toolchain.convert import convert
+    from toolchain.pipeline.convert import convert
 
     out = tmp_path_factory.mktemp("digits-model")
     convert(digits_h5, out)
@@ -52,13 +52,13 @@ def digits_outdir(digits_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def digits_graph(digits_outdir: Path) -> Any:
-    from toolchain.reference import load_artifact_dir
+    from toolchain.reference.model import load_artifact_dir
 
     return load_artifact_dir(digits_outdir)
 
 
 @pytest.fixture(scope="session")
 def digits_data() -> Any:
-    from toolchain import datasets
+    from toolchain.training import datasets
 
     return datasets.digits()

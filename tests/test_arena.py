@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolchain.arena import ArenaPlanner
+from toolchain.memory.planner import ArenaPlanner
 
 buffers = st.lists(st.tuples(st.integers(1, 4096), st.integers(0, 20), st.integers(0, 5)),
                    min_size=1, max_size=25)

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from probes import randomized
 
-from toolchain import artifact, frontend, reference
 from toolchain.errors import StqError
+from toolchain.frontend import keras as frontend
+from toolchain.ir import artifact
+from toolchain.reference import model as reference
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from chromium import render
 
-from toolchain import attacks as A
-from toolchain import attacks_eval, oracles
+from toolchain.robustness import attacks as A
+from toolchain.robustness import evaluate as attacks_eval
+from toolchain.robustness import oracles
 
 SMALL = {"cw_iter": 5, "square_iter": 40, "boundary_iter": 15, "hsj_iter": 2,
          "hsj_max_eval": 50, "zoo_iter": 5, "zoo_parallel": 32, "pgd_iter": 10}
@@ -33,7 +34,7 @@ def stq_cmd():
 
 @pytest.fixture(scope="module")
 def fp_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolchain.train import TrainConfig, train
+    from toolchain.training.train import TrainConfig, train
 
     r = train(TrainConfig(model="digits", variant="fp"), tmp_path_factory.mktemp("fp"),
               progress=False)
@@ -134,7 +135,7 @@ def test_masking_flag_fires_on_zero_gradients(fp_h5: Path, tmp_path: Path) -> No
     gradient and do nothing, the black-box Square attack does not care."""
     import tensorflow as tf
 
-    from toolchain.frontend import load_keras_model
+    from toolchain.frontend.keras import load_keras_model
 
     fp = load_keras_model(fp_h5)
     inp = tf.keras.Input(fp.input_shape[1:])

@@ -5,31 +5,29 @@ gives one clear error."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from chromium import render
 
-from toolchain import boards
-from toolchain.boards import load_board
-from toolchain.budget import analyze, load_graph, parse_size
-from toolchain.budget_elf import ElfImage, reconcile
-from toolchain.build import BuildResult, build
+from toolchain.budget.analysis import analyze, load_graph, parse_size
+from toolchain.budget.elf import ElfImage, reconcile
 from toolchain.errors import StqError
+from toolchain.firmware import boards
+from toolchain.firmware.boards import load_board
+from toolchain.firmware.build import BuildResult, build
 
 BOARDS = ("netduinoplus2", "nucleo-u575zi-q")
 
 
 @pytest.fixture(scope="module")
 def resnet8_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolchain import zoo
-    from toolchain.convert import convert_graph
-    from toolchain.frontend import convert_model
+    from toolchain.frontend.keras import convert_model
+    from toolchain.pipeline.convert import convert_graph
+    from toolchain.training import zoo
 
     out = tmp_path_factory.mktemp("budget-resnet8")
     convert_graph(convert_model(zoo.resnet8("stq"), name="resnet8"), out)
@@ -54,16 +52,10 @@ def builds(digits_outdir: Path, resnet8_outdir: Path,
 
 
 def stq(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """`stq budget ARGV` as toolchain/cli.py runs it (StqError -> one line, exit code 2)."""
-    from toolchain.commands import budget
+    """`stq budget ARGV`, run as the console script runs it."""
+    from toolchain.cli.main import main
 
-    parser = argparse.ArgumentParser(prog="stq budget")
-    budget.add_arguments(parser)
-    try:
-        rc = budget.run(parser.parse_args(argv))
-    except StqError as exc:
-        print(f"stq budget: error: {exc}", file=sys.stderr)
-        rc = 2
+    rc = main(["budget", *argv])
     out = capsys.readouterr()
     return rc, out.out, out.err
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from toolchain.arena import ArenaPlanner, _first_fit, _height
+from toolchain.memory.planner import ArenaPlanner, _first_fit, _height
 
 ALIGN = 8
 buffers = st.lists(st.tuples(st.integers(1, 400), st.integers(0, 12), st.integers(0, 4)),
@@ -130,9 +130,10 @@ def test_search_proves_optimality_above_the_lower_bound() -> None:
 
 
 def test_codegen_uses_the_best_plan(digits_graph) -> None:
-    from toolchain import codegen
+    from toolchain.codegen import writer as codegen
+    from toolchain.memory import lifetimes
 
-    planner = codegen.plan_arena(digits_graph)
+    planner = lifetimes.plan_arena(digits_graph)
     model = codegen.generate(digits_graph)
     assert planner.optimal and model.arena_bytes == max(planner.total, 8)
     assert f"#define STQ_ARENA_BYTES {model.arena_bytes}u" in model.files["model.h"]

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 from probes import randomized
 
-from toolchain import codegen, frontend, reference
-from toolchain.hostrun import HostModel
-from toolchain.ir import Graph
+from toolchain.codegen import writer as codegen
+from toolchain.device.host_model import HostModel
+from toolchain.frontend import keras as frontend
+from toolchain.ir.graph import Graph
+from toolchain.memory import lifetimes
+from toolchain.reference import model as reference
 
 PROBES = ["cnn", "residual", "depthwise", "dense"]
 ARM_CPUS = [["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
@@ -105,14 +108,14 @@ def test_fused_residual_writes_in_place_and_resnet8_arena_is_32k() -> None:
     """The second conv of each ResNet block writes over the residual it adds (read at the same
     index just before), so the MLPerf ResNet-8 needs 32 KB of arena (was 48 KB), the lower
     bound. Correctness with the aliasing is covered by the per-layer checks above."""
-    from toolchain import zoo
+    from toolchain.training import zoo
 
     g = frontend.convert_model(zoo.resnet8("stq"), name="resnet8")
-    assert codegen.inplace_aliases(g) == {"b1_conv2": "conv1", "b2_conv2": "b2_short",
+    assert lifetimes.inplace_aliases(g) == {"b1_conv2": "conv1", "b2_conv2": "b2_short",
                                           "b3_conv2": "b3_short"}
-    planner = codegen.plan_arena(g)
+    planner = lifetimes.plan_arena(g)
     assert planner.total == planner.lower_bound() == 32 * 1024
-    offsets = codegen.tensor_offsets(g, planner)
+    offsets = lifetimes.tensor_offsets(g, planner)
     assert offsets["b1_conv2"] == offsets["conv1"]
     assert offsets["b1_conv1"] != offsets["conv1"]  # the main input is never overwritten
 

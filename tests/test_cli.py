@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolchain.cli import COMMANDS, main
+from toolchain.cli.main import commands, main
 
 STQ = str(Path(sys.executable).with_name("stq"))
 
 
-@pytest.mark.parametrize("command", [""] + [c[0] for c in COMMANDS])
+@pytest.mark.parametrize("command", [""] + [c.name for c in commands()])
 def test_help_everywhere(command: str) -> None:
     args = [STQ] + ([command] if command else []) + ["--help"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
@@ -44,7 +44,7 @@ def test_convert_writes_artifact_c_and_summary(digits_h5: Path, tmp_path: Path, 
 
 def test_reference_command(digits_outdir: Path, digits_graph, digits_data, tmp_path: Path,
                            capsys) -> None:
-    from toolchain import reference
+    from toolchain.reference import model as reference
 
     xq = reference.quantize_input(digits_graph, digits_data.x_test[:5])
     np.save(tmp_path / "x.npy", xq)

@@ -102,7 +102,7 @@ def test_ternary_layer_whose_weights_are_not_ternary() -> None:
     import qkeras as qk
     import tensorflow as tf
 
-    from toolchain.frontend import convert_model
+    from toolchain.frontend.keras import convert_model
 
     class ternary(qk.ternary):  # noqa: N801 - keeps QKeras' class name on purpose
         def __call__(self, x):

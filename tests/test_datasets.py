@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from dataset_files import cifar10_tar, speech_commands_dir, svhn_dir, write_wav
 
-from toolchain import audio, datasets
 from toolchain.errors import StqError
+from toolchain.training import audio, datasets
 
 
 def test_digits_is_bundled_and_split() -> None:

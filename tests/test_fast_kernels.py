@@ -12,8 +12,10 @@ import pytest
 from probes import randomized
 from test_c_exact import _check_every_layer, _inputs
 
-from toolchain import codegen, frontend
-from toolchain.packing import pack
+from toolchain.codegen import selection
+from toolchain.codegen import writer as codegen
+from toolchain.frontend import keras as frontend
+from toolchain.ir.packing import pack
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,10 @@ def test_both_kernel_sets_match_reference(residual_graph, digits_data, tmp_path:
         need = 0
         for n in g.nodes:
             src = g.tensors[n.inputs[0]]
-            wk = codegen.weight_code(n, "2bit") if "weights" in n.arrays else None
-            variant = codegen.fast_variant(n, wk, src, "optimized", n.inputs[0] == g.input)
+            wk = selection.weight_code(n, "2bit") if "weights" in n.arrays else None
+            variant = selection.fast_variant(n, wk, src, "optimized", n.inputs[0] == g.input)
             if variant is not None:
-                need = max(need, codegen.fast_buffer_bytes(codegen._params(g, n), variant))
+                need = max(need, selection.fast_buffer_bytes(codegen._params(g, n), variant))
         assert model.scratch_bytes == need
     _check_every_layer(g, tmp_path / "c", _inputs(g, digits_data, n_random=20), tmp_path / "h")
     g.options.pop("kernels")

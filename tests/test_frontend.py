@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from probes import randomized
 
-from toolchain import artifact, frontend
+from toolchain.frontend import keras as frontend
+from toolchain.ir import artifact
 
 
 def test_h5_keras_and_savedmodel_give_the_same_artifact(digits_keras, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from toolchain import reference
+from toolchain.reference import model as reference
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from toolchain import jacobian
+from toolchain.training import jacobian
 
 
 def _tiny() -> tf.keras.Model:
@@ -45,8 +45,8 @@ def test_exact_norm_matches_a_linear_map() -> None:
 
 @pytest.mark.slow
 def test_jr_training_lowers_the_jacobian_norm(digits_keras, digits_data, tmp_path) -> None:
-    from toolchain.frontend import load_keras_model
-    from toolchain.train import TrainConfig, train
+    from toolchain.frontend.keras import load_keras_model
+    from toolchain.training.train import TrainConfig, train
 
     r = train(TrainConfig(variant="stq-jr"), tmp_path, progress=False)
     jr_model = load_keras_model(r.model_path)

@@ -22,32 +22,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolchain import artifact, protocol, reference
-from toolchain.harness import DeviceLink
-from toolchain.virtual_board import VirtualBoard, build_host_firmware
+from toolchain.device import protocol
+from toolchain.device.link import DeviceLink
+from toolchain.device.virtual_board import VirtualBoard, build_host_firmware
+from toolchain.ir import artifact
+from toolchain.reference import model as reference
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def stq_cmd():
-    """`stq NAME ARGS` as toolchain/cli.py runs it (StqError -> one line, exit 2)."""
-    import argparse
-    import importlib
+    """`stq NAME ARGS` run in this process, exactly as the console script runs it."""
+    from toolchain.cli.main import main
 
-    from toolchain.errors import StqError
-
-    def run(name: str, argv: list[str]) -> int:
-        module = importlib.import_module(f"toolchain.commands.{name}")
-        parser = argparse.ArgumentParser(prog=f"stq {name}")
-        module.add_arguments(parser)
-        try:
-            return int(module.run(parser.parse_args(argv)) or 0)
-        except StqError as exc:
-            print(f"stq {name}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
+    return lambda name, argv: main([name, *argv])
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +197,8 @@ def test_faulty_link_never_records_a_wrong_result(digits_outdir: Path, digits_re
 
 
 def _stq(*argv: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from toolchain.commands import validate as v; "
-            "import argparse; p = argparse.ArgumentParser(); v.add_arguments(p); "
-            "sys.exit(v.run(p.parse_args(sys.argv[1:])))", *argv]
+    return [sys.executable, "-c", "import sys; from toolchain.cli.main import main; "
+            "sys.exit(main(['validate', *sys.argv[1:]]))", *argv]
 
 
 def test_killed_validate_resumes_to_the_same_results(digits_outdir: Path, tmp_path: Path,

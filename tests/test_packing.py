@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolchain.errors import StqError
-from toolchain.packing import pack, pack_rows, packed_size, unpack
+from toolchain.ir.packing import pack, pack_rows, packed_size, unpack
 
 
 @pytest.mark.parametrize("scheme", ["2bit", "base3"])

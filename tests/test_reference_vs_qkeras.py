@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from probes import randomized
 
-from toolchain import frontend, reference
-from toolchain.ir import Graph
+from toolchain.frontend import keras as frontend
+from toolchain.ir.graph import Graph
+from toolchain.reference import model as reference
 
 TIE = 1e-4  # |frac - 0.5| below this (in output steps) is a rounding tie
 

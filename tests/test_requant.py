@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolchain.requant import requant_params, rhe_shift
+from toolchain.ir.requant import requant_params, rhe_shift
 
 
 def _rhe(fr: Fraction) -> int:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from dataset_files import cifar10_tar, speech_commands_dir
 
-from toolchain import zoo
 from toolchain.cli import main
-from toolchain.train import TrainConfig, read_log, train
+from toolchain.training import zoo
+from toolchain.training.train import TrainConfig, read_log, train
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,8 @@ def test_zoo_model_trains_one_epoch_and_converts(model: str, variant: str, data_
 
 
 def test_large_model_lands_near_the_paper_budget() -> None:
-    from toolchain import codegen, frontend
+    from toolchain.codegen import writer as codegen
+    from toolchain.frontend import keras as frontend
 
     g = frontend.convert_model(zoo.resnet_large("stq"), name="resnet_large")
     weights = sum(a.nbytes for a in codegen.generate(g).arrays if a.symbol.startswith("stq_w_"))
@@ -79,7 +80,7 @@ def test_stochastic_ternary_really_samples_while_training(tmp_path: Path) -> Non
     """With the learning phase set in the training step, stochastic_ternary takes its random
     branch: the same seed gives different weights than deterministic training, while two
     deterministic runs are identical (reproducibility)."""
-    from toolchain.frontend import load_keras_model
+    from toolchain.frontend.keras import load_keras_model
 
     def kernel(stochastic: bool, sub: str) -> np.ndarray:
         cfg = TrainConfig(epochs=1, limit=256, stochastic=stochastic)

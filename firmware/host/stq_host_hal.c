@@ -1,6 +1,6 @@
 /*
  * stq_host_hal.c - the "virtual board": the firmware's board, UART and counter functions for a
- * POSIX host, so firmware/src/{main,protocol,mlperf,protocol_min,link,text}.c and the generated
+ * POSIX host, so firmware/src/{main,protocol,mlperf,protocol_text,link,text}.c and the generated
  * model run unchanged as a host process. The UART is file descriptors 0 (receive) and 1
  * (transmit), a pty in practice; the counter is CLOCK_MONOTONIC in nanoseconds (the generated
  * stq_board_config.h sets STQ_BOARD_CLOCK_HZ to 1e9); instructions are unknown (0).

@@ -87,7 +87,7 @@ void stq_fault_report(const uint32_t *frame, uint32_t exc_return) __attribute__(
 /* Exception entry for all faults (picks MSP/PSP, calls stq_fault_report). */
 void stq_fault_handler(void);
 
-/* --- the device command loop (src/protocol.c, mlperf.c, protocol_min.c, link.c) --------- */
+/* --- the device command loop (src/protocol.c, mlperf.c, protocol_text.c, link.c) --------- */
 
 /* Print the hello line, then serve commands forever; each command's first byte picks the
  * protocol (docs/protocol.md):

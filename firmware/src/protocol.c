@@ -4,7 +4,7 @@
  *   0x00         a COBS frame follows (0x00-delimited, CRC-32 checked); once a frame has been
  *                seen the link stays framed until reset;
  *   'a'..'z'     an MLPerf Tiny / EEMBC runner command ending in '%' (mlperf.c);
- *   'A'..'Z'     a single-byte command of the minimal protocol (protocol_min.c).
+ *   'A'..'Z'     a single-byte command of the minimal protocol (protocol_text.c).
  * Every handler is fed one byte at a time and never blocks, so the host-side fuzzer drives the
  * same code through stq_protocol_feed().
  */
@@ -318,7 +318,7 @@ int stq_frame_feed(uint8_t c)
 
 /* --- the dispatcher ------------------------------------------------------------------------ */
 
-enum { STQ_MODE_IDLE, STQ_MODE_FRAME, STQ_MODE_MLPERF, STQ_MODE_LEGACY };
+enum { STQ_MODE_IDLE, STQ_MODE_FRAME, STQ_MODE_MLPERF, STQ_MODE_TEXT };
 static int stq_mode = STQ_MODE_IDLE;
 
 void stq_protocol_feed(uint8_t c)
@@ -333,7 +333,7 @@ void stq_protocol_feed(uint8_t c)
         if (c >= 'a' && c <= 'z') {
             stq_mode = STQ_MODE_MLPERF;
         } else if (c >= 'A' && c <= 'Z') {
-            stq_mode = STQ_MODE_LEGACY;
+            stq_mode = STQ_MODE_TEXT;
         } else {
             return; /* noise between commands ('\r', '\n', ' ', line garbage) */
         }
@@ -342,7 +342,7 @@ void stq_protocol_feed(uint8_t c)
     switch (stq_mode) {
     case STQ_MODE_FRAME: more = stq_frame_feed(c); break;
     case STQ_MODE_MLPERF: more = stq_mlperf_feed(c); break;
-    default: more = stq_legacy_feed(c); break;
+    default: more = stq_text_feed(c); break;
     }
     if (!more) {
         const int was_mlperf = stq_mode == STQ_MODE_MLPERF;
@@ -357,7 +357,7 @@ void stq_protocol_feed(uint8_t c)
 
 void stq_protocol_loop(void)
 {
-    stq_legacy_hello();
+    stq_text_hello();
     for (;;) {
         stq_protocol_feed(stq_uart_getc());
     }

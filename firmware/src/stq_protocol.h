@@ -1,4 +1,4 @@
-/* stq_protocol.h - private: the device protocols (framed, MLPerf Tiny ASCII, legacy minimal)
+/* stq_protocol.h - private: the device protocols (framed, MLPerf Tiny ASCII, text single-byte commands)
  * and what they share: the uploaded input, one measured inference, CRC-32 and COBS. */
 #ifndef STQ_PROTOCOL_H
 #define STQ_PROTOCOL_H
@@ -47,8 +47,8 @@ void stq_cobs_write_frame(const uint8_t *data, uint32_t bytes);
  * must go to the same handler), 0 once it is done. */
 int stq_frame_feed(uint8_t c);   /* protocol.c: framed (COBS + CRC-32) */
 int stq_mlperf_feed(uint8_t c);  /* mlperf.c: MLPerf Tiny / EEMBC runner ASCII */
-int stq_legacy_feed(uint8_t c);  /* protocol_min.c: single-byte minimal commands */
-void stq_legacy_hello(void);     /* protocol_min.c: the "STQ model=..." line */
+int stq_text_feed(uint8_t c);  /* protocol_text.c: single-byte minimal commands */
+void stq_text_hello(void);     /* protocol_text.c: the "STQ model=..." line */
 
 /* Feed one received byte to the protocol dispatcher (never blocks). */
 void stq_protocol_feed(uint8_t c);

@@ -7,18 +7,14 @@ holding generated model C sources (docs/c_api.md); the bit-exact test always nee
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from toolchain.boards import load_board
-from toolchain.build import BuildResult, build
-from toolchain.errors import StqError
+from toolchain.firmware.boards import load_board
+from toolchain.firmware.build import BuildResult, build
 
 MODEL_ENV = "STQ_TEST_MODEL_DIR"
 
@@ -49,20 +45,10 @@ def fw_build(
     return get
 
 
-def _run_command(name: str, argv: list[str]) -> int:
-    module = importlib.import_module(f"toolchain.commands.{name}")
-    parser = argparse.ArgumentParser(prog=f"stq {name}")
-    module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return int(module.run(args) or 0)
-    except StqError as exc:
-        print(f"stq {name}: error: {exc}", file=sys.stderr)
-        return 2
-
-
 @pytest.fixture
 def stq_cmd() -> Callable[[str, list[str]], int]:
     """Run one `stq NAME ARGS` sub-command as toolchain/cli.py does (StqError -> one line on
     stderr, exit code 2) without importing the other commands (TensorFlow)."""
-    return _run_command
+    from toolchain.cli.main import main
+
+    return lambda name, argv: main([name, *argv])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.boards import BOARDS_DIR, known_boards, load_board
 from toolchain.errors import StqError
+from toolchain.firmware.boards import BOARDS_DIR, known_boards, load_board
 
 REQUIRED = ("netduinoplus2", "nucleo-f446re", "nucleo-l4r5zi", "nucleo-h743zi2", "nucleo-u575zi-q")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.boards import BOARDS_DIR, known_boards, load_board
-from toolchain.build import build, resolve_model_dir
 from toolchain.errors import StqError
+from toolchain.firmware.boards import BOARDS_DIR, known_boards, load_board
+from toolchain.firmware.build import build, resolve_model_dir
 
 
 @pytest.mark.parametrize("board_name", known_boards())

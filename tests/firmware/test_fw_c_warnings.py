@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.boards import load_board
-from toolchain.build import FIRMWARE_DIR, board_config_header
+from toolchain.firmware.boards import load_board
+from toolchain.firmware.project import board_config_header
+from toolchain.resources import firmware_dir
 
 # A declaration-only model header (docs/c_api.md), so this test needs no converter.
 MODEL_H = """#ifndef STQ_MODEL_H
@@ -55,16 +56,16 @@ def test_firmware_c_is_warning_free(tmp_path: Path, cpu: str, board: str) -> Non
     (tmp_path / "stq_board_config.h").write_text(board_config_header(b, "test"))
     (tmp_path / "model.h").write_text(MODEL_H)
     # every source, not only this family's: they must all compile for every core
-    sources = sorted((FIRMWARE_DIR / "src").glob("*.c"))
+    sources = sorted((firmware_dir() / "src").glob("*.c"))
     sources = [s for s in sources if not s.name.startswith("board_")] + [
-        FIRMWARE_DIR / "src" / f"board_{b.family}.c"
+        firmware_dir() / "src" / f"board_{b.family}.c"
     ]
     for extra in ([], ["-DSTQ_FW_FAULT_TEST=1"]):
         cmd = [
             "arm-none-eabi-gcc", *b.cflags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
             "-I", str(tmp_path),
-            "-I", str(FIRMWARE_DIR / "include"),
-            "-I", str(FIRMWARE_DIR / "src"),
+            "-I", str(firmware_dir() / "include"),
+            "-I", str(firmware_dir() / "src"),
             *extra, "-c", *map(str, sources),
         ]  # fmt: skip
         proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)

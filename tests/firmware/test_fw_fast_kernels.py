@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 from probes import randomized
 
-from toolchain import codegen, reference
-from toolchain.boards import load_board
-from toolchain.build import build
-from toolchain.convert import convert_graph
-from toolchain.device import StqDevice
-from toolchain.frontend import convert_model
-from toolchain.ir import Graph
-from toolchain.qemu import QemuBoard
-from toolchain.reference import NP_DTYPE
+from toolchain.codegen import writer as codegen
+from toolchain.device.qemu import QemuBoard
+from toolchain.device.text_client import StqDevice
+from toolchain.firmware.boards import load_board
+from toolchain.firmware.build import build
+from toolchain.frontend.keras import convert_model
+from toolchain.ir.graph import Graph
+from toolchain.pipeline.convert import convert_graph
+from toolchain.reference import model as reference
+from toolchain.reference.model import NP_DTYPE
 
 pytestmark = pytest.mark.slow
 BOARD = "netduinoplus2"
@@ -68,7 +69,7 @@ def test_probe_fast_kernels_bit_exact_on_qemu(tmp_path: Path, probe: str) -> Non
 
 
 def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
-    from toolchain import zoo
+    from toolchain.training import zoo
 
     g = convert_model(zoo.resnet8("stq"), name="resnet8")
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=3)

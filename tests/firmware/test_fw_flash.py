@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.boards import known_boards, load_board
 from toolchain.errors import StqError
-from toolchain.flash import flash_command
+from toolchain.firmware.boards import known_boards, load_board
+from toolchain.firmware.flash import flash_command
 
 
 def _dry_run(stq_cmd, capsys, argv: list[str]) -> list[str]:

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolchain.boards import load_board
-from toolchain.build import build
-from toolchain.device import StqDevice
+from toolchain.device.qemu import QemuBoard
+from toolchain.device.text_client import StqDevice
 from toolchain.errors import StqError
-from toolchain.qemu import QemuBoard
+from toolchain.firmware.boards import load_board
+from toolchain.firmware.build import build
 
 pytestmark = pytest.mark.slow
 BOARD = "netduinoplus2"
@@ -49,7 +49,9 @@ def test_boots_and_answers_hello(fw_build, fw_model_outdir: Path) -> None:
 
 def _digits_inputs_and_reference(outdir: Path, n: int) -> tuple[list[bytes], list[bytes]]:
     """Integer digits test inputs and the host reference's output bytes (toolchain.reference)."""
-    from toolchain import artifact, datasets, reference
+    from toolchain.ir import artifact
+    from toolchain.reference import model as reference
+    from toolchain.training import datasets
 
     g = artifact.load(outdir / "model.stqa")
     x_int = reference.quantize_input(g, datasets.digits().x_test[:n])

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from toolchain.boards import known_boards, load_board
-from toolchain.build import build
+from toolchain.firmware.boards import known_boards, load_board
+from toolchain.firmware.build import build
 
 
 @pytest.fixture(scope="module")
 def resnet8_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from toolchain import zoo
-    from toolchain.convert import convert_graph
-    from toolchain.frontend import convert_model
+    from toolchain.frontend.keras import convert_model
+    from toolchain.pipeline.convert import convert_graph
+    from toolchain.training import zoo
 
     out = tmp_path_factory.mktemp("resnet8")
     g = convert_model(zoo.resnet8("stq"), name="resnet8")

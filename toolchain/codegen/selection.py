@@ -1,0 +1,55 @@
+"""Which C kernel each layer gets: reference, or an optimized variant (and its scratch size)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolchain.errors import StqError
+from toolchain.ir.graph import Graph, Node
+
+KERNELS = ("optimized", "reference")
+
+
+FAST_PIXELS = 4  # STQ_FAST_PIXELS in fast_common.c.j2
+
+
+def kernel_choice(g: Graph) -> str:
+    kernels = g.options.get("kernels", "optimized")
+    if kernels not in KERNELS:
+        raise StqError(f"kernels {kernels!r} is not one of {', '.join(KERNELS)}")
+    return kernels
+
+
+def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bool:
+    """Whether layer n gets the optimized kernel (else the reference kernel)."""
+    return (kernels == "optimized" and n.op == "conv2d" and wk in ("t2", "i8")
+            and in_dtype in ("int8", "uint8"))
+
+
+def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
+                 model_input: bool = False) -> str | None:
+    """Which optimized kernel layer n gets: "fastu" (ternary 2-bit weights, input values all in
+    0..255: byte masks and USADA8), "fast" (int16 pairs and SMLAD) or None (the reference).
+    An int8 model input is never trusted to stay in its range (the caller writes it)."""
+    if not uses_fast_kernel(n, wk, src.dtype, kernels):
+        return None
+    in_range = src.dtype == "uint8" or (src.qmin >= 0 and src.qmax <= 255 and not model_input)
+    return "fastu" if wk == "t2" and in_range else "fast"
+
+
+def fast_buffer_bytes(p: dict, variant: str = "fast") -> int:
+    """Mirror of stq_conv2d_fast_get_buffer_size() (im2col pairs of FAST_PIXELS pixels plus one
+    byte patch, per group of 4 weights) or, for variant "fastu", of
+    stq_conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels per group plus one
+    int32 per output channel)."""
+    groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
+    if variant == "fastu":
+        return FAST_PIXELS * 4 * groups + 4 * int(p["out_c"])
+    return (FAST_PIXELS * 8 + 4) * groups
+
+
+def weight_code(node: Node, packing: str) -> str:
+    kind = node.attrs["weight_kind"]
+    if kind == "int8":
+        return "i8"
+    return "t3" if packing == "base3" else "t2"

@@ -1,0 +1,64 @@
+"""Connecting to a device: one `connect()` for a board name (QEMU or the virtual board) or a
+serial port, handing back a DeviceLink that has completed its INFO handshake."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from toolchain.device.link import DeviceLink
+from toolchain.errors import StqError
+
+
+@contextlib.contextmanager
+def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None = None,
+            elf: Path | None = None, timeout: float | None = None) -> Iterator[DeviceLink]:
+    """A connected DeviceLink (INFO done): ``port`` (a serial port or pyserial URL of a flashed
+    board), else ``board``: "virtual" (the host build behind a pty) or an emulated board
+    (QEMU, running ``elf`` or a firmware built from ``artifact`` into ``work_dir``)."""
+    if port is not None:
+        timeout = timeout or 10.0
+        link = DeviceLink.open(port, timeout=timeout, attempts=3)
+        try:
+            _handshake(link, f"port {port}")
+            yield link
+        finally:
+            link.close()
+        return
+    if board == "virtual":
+        from toolchain.device.virtual_board import VirtualBoard
+
+        with VirtualBoard(artifact) as vb:
+            with DeviceLink.open(vb.port_url, timeout=timeout or 2.0) as link:
+                _handshake(link, f"the virtual board ({vb.port_url})")
+                yield link
+        return
+    from toolchain.device.qemu import QemuBoard
+    from toolchain.firmware.boards import load_board
+
+    if board is None:
+        raise StqError("name a board (--board) or a serial port (--port)")
+    b = load_board(board)
+    if not b.emulated:
+        raise StqError(f"board {b.name} is not emulated: flash it (`stq flash`) and pass "
+                       "--port /dev/ttyACM0 (or any pyserial URL)")
+    elf = elf
+    if elf is None:
+        from toolchain.firmware.build import build
+
+        elf = build(artifact, b, work_dir / f"fw-{b.name}").elf
+    with QemuBoard(elf, b.qemu_machine, timeout=24 * 3600) as qemu:
+        with DeviceLink.open(qemu.port_url, timeout=timeout or 15.0, attempts=6) as link:
+            _handshake(link, f"QEMU {b.qemu_machine} ({qemu.port_url})")
+            yield link
+            link.quit()
+        qemu.wait(10.0)
+
+
+def _handshake(link: DeviceLink, what: str) -> None:
+    try:
+        link.info()
+    except StqError as exc:
+        raise StqError(f"no device answered on {what}: sent INFO {link.attempts} times, "
+                       f"waiting {link.timeout:g} s each ({exc})") from None

@@ -1,0 +1,61 @@
+"""Bit-exact NumPy reference of the integer IR: the host truth for every on-device check.
+
+All arithmetic is int64 and exact; each op follows docs/semantics.md. ``run`` returns the
+integer output of every tensor, keyed by tensor name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from toolchain.errors import StqError
+from toolchain.ir.graph import Graph
+from toolchain.reference.ops import NP_DTYPE, run_node
+
+
+def check_input(g: Graph, x: np.ndarray) -> np.ndarray:
+    t = g.tensors[g.input]
+    x = np.asarray(x)
+    if x.shape != t.shape:
+        raise StqError(f"input has shape {x.shape}; the model expects {t.shape}")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise StqError(f"input has dtype {x.dtype}; the model expects integer {t.dtype} "
+                       "(quantize real inputs with toolchain.reference.quantize_input)")
+    if x.min() < t.qmin or x.max() > t.qmax:
+        raise StqError(f"input values span [{x.min()}, {x.max()}]; the model's input range is "
+                       f"[{t.qmin}, {t.qmax}]")
+    return x.astype(NP_DTYPE[t.dtype])
+
+
+def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run one integer input (shape of the input tensor); return every tensor's values."""
+    env = {g.input: check_input(g, x)}
+    for node in g.nodes:
+        env[node.output] = run_node(g, node, env)
+    return env
+
+
+def predict(g: Graph, xs: np.ndarray) -> np.ndarray:
+    """Integer outputs for a batch of integer inputs, shape (N, outputs)."""
+    return np.stack([run(g, x)[g.output].reshape(-1) for x in xs])
+
+
+def quantize_input(g: Graph, x_real: np.ndarray) -> np.ndarray:
+    """Real-valued inputs (as the Keras model takes them) -> the model's integer inputs."""
+    f = g.input_format
+    q = np.clip(np.round(np.asarray(x_real, dtype=np.float64) / f["step"]), f["qmin"], f["qmax"])
+    return q.astype(NP_DTYPE[f["dtype"]])
+
+
+def dequantize_output(g: Graph, y: np.ndarray) -> np.ndarray:
+    return np.asarray(y, dtype=np.float64) * g.tensors[g.output].scale
+
+
+def load_artifact_dir(path: str | Path) -> Graph:
+    """Load OUTDIR/model.stqa (or an artifact file path)."""
+    from toolchain.ir import artifact
+
+    p = Path(path)
+    return artifact.load(p / "model.stqa" if p.is_dir() else p)

@@ -1,0 +1,228 @@
+"""Prediction oracles for black-box attacks: real-valued inputs (N, H, W, C) in, logits out.
+
+An integer oracle quantizes its inputs exactly as the artifact declares
+(``reference.quantize_input``), runs them on one of three backends and returns the dequantized
+integer logits (``reference.dequantize_output``):
+
+- ``ReferenceOracle``: the bit-exact NumPy reference;
+- ``HostCOracle``: the generated C compiled for the host (the same C the device runs);
+- ``DeviceOracle``: a device through the framed serial protocol (``toolchain.harness``): the
+  virtual board, QEMU netduinoplus2, or a real board on a port.
+
+``KerasOracle`` wraps a (float or QKeras) Keras model the same way, without quantizing.
+
+``CountedOracle`` puts any oracle behind a query budget and a JSONL query log: every input is
+one query, the log is appended (and flushed) as queries come, and the query that would exceed
+the budget raises ``BudgetExhausted`` before it runs. ``art_classifier`` wraps an oracle as ART's
+``BlackBoxClassifierNeuralNetwork``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from toolchain.errors import StqError
+from toolchain.ir.graph import Graph
+from toolchain.reference import model as reference
+
+BACKENDS = ("reference", "host-c")  # plus device oracles: --board NAME / --port URL
+
+
+class Oracle(Protocol):
+    name: str
+    classes: int
+    input_shape: tuple[int, ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class BudgetExhausted(StqError):
+    """The query budget is spent; the attack stops here."""
+
+
+class IntegerOracle:
+    """Quantize, run integers on a backend, dequantize: subclasses implement ``run_int``."""
+
+    name = "integer"
+
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        self.classes = int(g.tensors[g.output].size)
+        self.input_shape = tuple(int(d) for d in g.tensors[g.input].shape)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        return reference.quantize_input(self.g, np.asarray(x).reshape(-1, *self.input_shape))
+
+    def run_int(self, xq: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xq = self.quantize(x)
+        if len(xq) == 0:
+            return np.zeros((0, self.classes))
+        y = self.run_int(xq).reshape(len(xq), self.classes)
+        return reference.dequantize_output(self.g, y)
+
+
+class ReferenceOracle(IntegerOracle):
+    name = "reference"
+
+    def run_int(self, xq: np.ndarray) -> np.ndarray:
+        return reference.predict(self.g, xq)
+
+
+class HostCOracle(IntegerOracle):
+    """The generated C (OUTDIR/c) compiled with the host gcc; one process per batch."""
+
+    name = "host-c"
+
+    def __init__(self, g: Graph, cdir: Path, workdir: Path | None = None) -> None:
+        from toolchain.device.host_model import HostModel
+
+        super().__init__(g)
+        self.model = HostModel(g, Path(cdir), workdir)
+
+    def run_int(self, xq: np.ndarray) -> np.ndarray:
+        y, top = self.model.predict(xq)
+        return y
+
+
+class DeviceOracle(IntegerOracle):
+    """A device speaking the framed protocol (``toolchain.harness.DeviceLink``), one input per
+    RUN; the next input streams up while the device computes the current one."""
+
+    def __init__(self, g: Graph, link: Any, name: str) -> None:
+        super().__init__(g)
+        self.link = link
+        self.name = name
+        t = g.tensors[g.output]
+        self.out_dtype = np.dtype(reference.NP_DTYPE[t.dtype]).newbyteorder("<")
+        info = link.info_ if link.info_ is not None else link.info()
+        from toolchain.ir import artifact
+
+        want = artifact.content_hash(g)
+        if info.model_hash != want:
+            raise StqError(f"{name} runs model {info.model_hash[:16]}, the artifact is "
+                           f"{want[:16]}: rebuild the firmware from this artifact")
+
+    def run_int(self, xq: np.ndarray) -> np.ndarray:
+        blobs = [row.tobytes() for row in xq]
+        outs = []
+        for i, data in enumerate(blobs):
+            nxt = blobs[i + 1] if i + 1 < len(blobs) else None
+            reply = self.link.infer(data, nxt)
+            outs.append(np.frombuffer(reply.output, self.out_dtype, self.classes))
+        return np.stack(outs).astype(np.int64)
+
+
+class KerasOracle:
+    """A Keras model as an oracle (float logits of its pre-softmax output, compiled once)."""
+
+    def __init__(self, model: Any, name: str = "keras", batch: int = 256) -> None:
+        import tensorflow as tf
+
+        from toolchain.training.jacobian import pre_softmax
+
+        pre = pre_softmax(model)
+        self.fn = tf.function(lambda x: pre(x, training=False), reduce_retracing=True)
+        self.name = name
+        self.batch = batch
+        self.classes = int(pre.output_shape[-1])
+        self.input_shape = tuple(int(d) for d in model.input_shape[1:])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32).reshape(-1, *self.input_shape)
+        outs = [self.fn(x[i:i + self.batch]).numpy() for i in range(0, len(x), self.batch)]
+        return np.concatenate(outs) if outs else np.zeros((0, self.classes))
+
+
+class CountedOracle:
+    """An oracle behind a query budget, logging every batch of queries to a JSONL file."""
+
+    def __init__(self, oracle: Oracle, budget: int | None = None, log: Path | None = None,
+                 context: dict | None = None) -> None:
+        self.oracle = oracle
+        self.name = oracle.name
+        self.classes = oracle.classes
+        self.input_shape = oracle.input_shape
+        self.budget = budget
+        self.queries = 0
+        self.context = dict(context or {})
+        self.log_path = Path(log) if log is not None else None
+        self._log = open(self.log_path, "a") if self.log_path is not None else None  # noqa: SIM115
+
+    def remaining(self) -> int | None:
+        return None if self.budget is None else self.budget - self.queries
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x).reshape(-1, *self.input_shape)
+        n = len(x)
+        if self.budget is not None and self.queries + n > self.budget:
+            self._write({"event": "budget_exhausted", "queries": self.queries,
+                         "budget": self.budget, "refused": n})
+            raise BudgetExhausted(f"query budget {self.budget} spent on {self.name} "
+                                  f"({self.queries} queries made, {n} more refused)")
+        t0 = time.perf_counter()
+        y = self.oracle(x)
+        self.queries += n
+        digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+        self._write({"event": "query", "n": n, "total": self.queries,
+                     "seconds": round(time.perf_counter() - t0, 6),
+                     "inputs_sha256": digest.hexdigest()[:16],
+                     "top1": np.argmax(y, axis=1).tolist()})
+        return y
+
+    def _write(self, rec: dict) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps({**self.context, **rec}) + "\n")
+            self._log.flush()
+
+    def set_context(self, **kw: Any) -> None:
+        self.context.update(kw)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def art_classifier(oracle: Oracle, clip_values: tuple[float, float] = (0.0, 1.0)) -> Any:
+    """The oracle as ART's BlackBoxClassifierNeuralNetwork (channels last, logits out)."""
+    from art.estimators.classification import BlackBoxClassifierNeuralNetwork
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(oracle(x), dtype=np.float32)
+
+    return BlackBoxClassifierNeuralNetwork(predict, oracle.input_shape, oracle.classes,
+                                           channels_first=False, clip_values=clip_values)
+
+
+@contextlib.contextmanager
+def open_oracle(g: Graph, artifact_dir: Path, backend: str | None = None,
+                board: str | None = None, port: str | None = None, elf: Path | None = None,
+                workdir: Path | None = None, timeout: float | None = None) -> Iterator[Oracle]:
+    """The integer oracle named by --oracle / --board / --port, opened (and closed after)."""
+    if board is None and port is None:
+        backend = backend or "reference"
+        if backend == "reference":
+            yield ReferenceOracle(g)
+        elif backend == "host-c":
+            yield HostCOracle(g, Path(artifact_dir) / "c", workdir)
+        else:
+            raise StqError(f"unknown oracle {backend!r}; choose reference, host-c, "
+                           "or a device with --board NAME / --port URL")
+        return
+    from toolchain.device.connect import connect
+
+    with connect(board, Path(artifact_dir), Path(workdir or artifact_dir), port, elf,
+                 timeout) as link:
+        what = f"port {port}" if port else f"board {board}"
+        yield DeviceOracle(g, link, what)
