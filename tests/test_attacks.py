@@ -27,7 +27,7 @@ def quiet(_: str) -> None:
 
 @pytest.fixture
 def stq_cmd():
-    from toolchain.cli import main
+    from toolchain.cli.main import main
 
     return lambda name, argv: main([name, *argv])
 

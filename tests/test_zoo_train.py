@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from dataset_files import cifar10_tar, speech_commands_dir
 
-from toolchain.cli import main
+from toolchain.cli.main import main
 from toolchain.training import zoo
 from toolchain.training.train import TrainConfig, read_log, train
 

@@ -77,10 +77,14 @@ def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
 
 def test_reference_kernels_stay_selectable(tmp_path: Path) -> None:
     g = convert_model(randomized("residual"), name="residual")
-    g.options["kernels"] = "reference"
-    summary = convert_graph(g, tmp_path)
+    summary = convert_graph(g, tmp_path / "ref", kernels="reference")
     assert summary["kernels"] == "reference" and summary["scratch_bytes"] == 0
-    assert "_fast" not in (tmp_path / "c" / "kernels.c").read_text()
-    g.options["kernels"] = "fastest"
+    assert "_fast" not in (tmp_path / "ref" / "c" / "kernels.c").read_text()
+    fast = convert_graph(g, tmp_path / "fast", kernels="optimized")
+    assert fast["scratch_bytes"] > 0
+    # the kernel choice shapes the C only: the integer model and its hash are the same
+    assert fast["hash"] == summary["hash"]
+    assert (tmp_path / "ref" / "model.stqa").read_bytes() == (
+        tmp_path / "fast" / "model.stqa").read_bytes()
     with pytest.raises(Exception, match="kernels 'fastest'"):
-        codegen.generate(g)
+        codegen.generate(g, kernels="fastest")

@@ -2,8 +2,11 @@
 
 Flash of a layer: its packed weights (``stq_w_*``), its requantization parameters
 (``stq_q_*``: mult, mult2, shift and the int64 offset that holds the folded bias), its
-parameter record (``stq_p_*``) and, once an ELF is read (toolchain/budget_elf.py), the code of
-the kernel it calls (a kernel shared by several layers is counted at its first user). RAM of a
+parameter record (``stq_p_*``) and, once an ELF is read (toolchain/budget/elf.py), the code of
+the kernel it calls (a kernel shared by several layers is counted at its first user). The
+model's own code besides (its share of the footprint): the helper functions and lookup tables
+its kernels pull in (``stq_t2_masks``, ``stq_dot_t2u``, ...: codegen/support.py lists them) and
+the schedule of model.c. RAM of a
 layer: its output tensor in the arena, and the arena bytes alive while it runs; the optimized
 kernels share one static scratch buffer (``stq_scratch``, the largest any layer needs), so the
 model's RAM is the arena plus that scratch. The numbers are the
@@ -22,8 +25,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolchain.codegen import record
 from toolchain.codegen import writer as codegen
-from toolchain.codegen.carrays import CArray, cname
+from toolchain.codegen.carrays import CArray
 from toolchain.errors import StqError
 from toolchain.firmware.boards import Board, known_boards, load_board
 from toolchain.ir.artifact import content_hash
@@ -31,12 +35,10 @@ from toolchain.ir.graph import Graph, Node
 from toolchain.ir.packing import packed_size
 
 DEFAULT_BUDGET = "410KB"
-PARAMS_RECORD_BYTES = 15 * 4 + 5 * 4  # stq_layer_params_t on a 32-bit MCU: 15 int32, 5 ptrs
 _UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
           "k": 1000, "m": 1000**2}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _ITEMSIZE = {"uint8_t": 1, "int8_t": 1, "int32_t": 4, "int64_t": 8}
-_CALL_RE = re.compile(r"^\s*(\w+)\([^;\n]*&(stq_p_\w+)\)\s*;", re.MULTILINE)
 
 
 def parse_size(text: str, what: str = "--budget") -> int:
@@ -65,6 +67,8 @@ class LayerBudget:
     act_bytes: int  # output tensor
     live_bytes: int  # arena bytes alive while the layer runs (its inputs and output, ...)
     kernel: str  # the function model.c calls (an optimized one may fall back to its reference)
+    record_symbol: str = ""  # its parameter record
+    ref_kernel: str = ""  # the reference kernel of the same contract
     code_bytes: int = 0  # from the ELF; the kernel's size if this is its first user
     weights_alt: dict[str, int] = field(default_factory=dict)  # packing -> weight bytes
     int8_bytes: int = 0  # int8 weights + int32 bias, the TFLite Micro equivalent
@@ -89,11 +93,16 @@ class Budget:
     offsets: dict[str, int]
     input_bytes: int
     scratch_bytes: int  # static scratch of the optimized kernels (stq_scratch, RAM)
+    prefix: str = "stq_"  # the symbol prefix of the generated C
     kernels: dict[str, int] = field(default_factory=dict)  # kernel -> code bytes (ELF)
-    shared_code: int = 0  # helpers and argmax in kernels.c (ELF)
-    kernel_functions: set[str] = field(default_factory=set)  # every function of kernels.c
+    shared_code: int = 0  # helper functions, tables and argmax of kernels.c (ELF)
+    model_code: int = 0  # model.c: the schedule and its API, layer names, hash (ELF)
+    kernel_functions: set[str] = field(default_factory=set)  # every kernel of kernels.c
+    helper_functions: set[str] = field(default_factory=set)  # support functions of kernels.c
+    tables: set[str] = field(default_factory=set)  # static tables (and scratch) of kernels.c
     model_functions: set[str] = field(default_factory=set)  # every function of model.c
-    elf: dict | None = None  # filled by budget_elf.reconcile
+    model_objects: set[str] = field(default_factory=set)  # objects of model.c
+    elf: dict | None = None  # filled by toolchain.budget.elf.reconcile
 
     @property
     def weights_bytes(self) -> int:
@@ -101,7 +110,7 @@ class Budget:
 
     @property
     def model_flash(self) -> int:
-        return sum(x.flash_bytes for x in self.layers) + self.shared_code
+        return sum(x.flash_bytes for x in self.layers) + self.shared_code + self.model_code
 
     @property
     def model_ram(self) -> int:
@@ -119,51 +128,52 @@ class Budget:
         return sum(x.int8_bytes for x in self.layers)
 
 
-def analyze(g: Graph) -> Budget:
-    """The analytic budget of an artifact (the exact numbers codegen will emit)."""
-    cmodel = codegen.generate(g)
+def analyze(g: Graph, kernels: str = "optimized", prefix: str = "stq_") -> Budget:
+    """The analytic budget of an artifact (the exact numbers codegen emits for its C, generated
+    with ``kernels`` and ``prefix`` as `stq convert` recorded them in convert.json)."""
+    cmodel = codegen.generate(g, kernels, prefix)
     planner = cmodel.planner
     assert planner is not None
     greedy = planner.copy()
     greedy.plan("greedy")
     packing = g.options.get("packing", "2bit")
     by_symbol = {a.symbol: a for a in cmodel.arrays}
-    calls = {p: fn for fn, p in _CALL_RE.findall(cmodel.files["model.c"])}
     layers = []
-    for i, n in enumerate(g.nodes):
-        base = f"{i}_{cname(n.name)}"
-        w = by_symbol.get(f"stq_w_{base}")
-        q = sum(_carray_bytes(by_symbol[s]) for s in by_symbol if s.startswith(f"stq_q_{base}_"))
+    for i, (n, cl) in enumerate(zip(g.nodes, cmodel.layers, strict=True)):
+        arrs = [by_symbol[s] for s in cl.arrays]
+        w = [a for a in arrs if a.symbol.startswith(f"{prefix}w_")]
+        q = sum(_carray_bytes(a) for a in arrs if a.symbol.startswith(f"{prefix}q_"))
         layers.append(LayerBudget(
             index=i, name=n.name, op=n.op, weight_kind=n.attrs.get("weight_kind", "") or "",
-            params=_param_count(n), weights_bytes=_carray_bytes(w) if w else 0,
-            requant_bytes=q, record_bytes=PARAMS_RECORD_BYTES,
+            params=_param_count(n), weights_bytes=_carray_bytes(w[0]) if w else 0,
+            requant_bytes=q, record_bytes=record.RECORD_BYTES,
             act_bytes=g.tensors[n.output].nbytes, live_bytes=_live_at(planner, i),
-            kernel=calls.get(f"stq_p_{base}", ""), weights_alt=_alt_weights(n, packing),
-            int8_bytes=_int8_bytes(n)))
+            kernel=cl.kernel, record_symbol=cl.params, ref_kernel=cl.ref_kernel,
+            weights_alt=_alt_weights(n, packing), int8_bytes=_int8_bytes(n)))
     symbols = {a.symbol: _carray_bytes(a) for a in cmodel.arrays}
-    symbols["stq_arena"] = cmodel.arena_bytes
+    symbols[cmodel.sym("arena")] = cmodel.arena_bytes
     return Budget(
-        model=g.name, hash=content_hash(g), packing=packing, layers=layers, symbols=symbols,
-        arena_bytes=cmodel.arena_bytes, arena_greedy=max(greedy.total, 8),
+        model=g.name, hash=content_hash(g), packing=packing, prefix=prefix, layers=layers,
+        symbols=symbols, arena_bytes=cmodel.arena_bytes, arena_greedy=max(greedy.total, 8),
         arena_lower_bound=planner.lower_bound(), arena_optimal=planner.optimal,
         arena_strategy=planner.strategy, offsets=dict(cmodel.offsets),
-        input_bytes=g.tensors[g.input].nbytes,
-        scratch_bytes=int(getattr(cmodel, "scratch_bytes", 0)),
-        kernel_functions=_functions(cmodel.files["kernels.c"]),
-        model_functions=_functions(cmodel.files["model.c"]))
+        input_bytes=g.tensors[g.input].nbytes, scratch_bytes=cmodel.scratch_bytes,
+        kernel_functions=set(cmodel.kernel_functions),
+        helper_functions=set(cmodel.helper_functions), tables=set(cmodel.tables),
+        model_functions=set(cmodel.model_functions), model_objects=set(cmodel.model_objects))
 
 
 def load_graph(path: Path) -> Graph:
     from toolchain.reference.model import load_artifact_dir
 
-    p = Path(path)
-    if not p.exists():
-        raise StqError(f"{p} does not exist (expected OUTDIR of `stq convert` or "
-                       "OUTDIR/model.stqa)")
-    if p.is_dir() and not (p / "model.stqa").is_file():
-        raise StqError(f"{p} has no model.stqa (expected OUTDIR of `stq convert`)")
-    return load_artifact_dir(p)
+    return load_artifact_dir(path)
+
+
+def analyze_outdir(path: Path) -> Budget:
+    """The budget of a `stq convert` OUTDIR (or its artifact), with the C options it recorded."""
+    from toolchain.ir.outdir import resolve
+
+    return analyze(load_graph(path), **resolve(path).c_options())
 
 
 def _carray_bytes(a: CArray) -> int:
@@ -203,15 +213,6 @@ def _alt_weights(n: Node, packing: str) -> dict[str, int]:
 
 def _live_at(planner, step: int) -> int:
     return sum(b.size for b in planner.buffers.values() if b.first <= step <= b.last)
-
-
-_FN_RE = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w \*]*?\b(\w+)\([^;{]*\)\s*$",
-                    re.MULTILINE)
-
-
-def _functions(source: str) -> set[str]:
-    """Names of the functions defined in a generated C file (definitions, not prototypes)."""
-    return set(_FN_RE.findall(source))
 
 
 # ---------------------------------------------------------------------------------- limits

@@ -1,81 +1,41 @@
 """Check the analytic budget against the linked firmware (ELF, and its map file when present).
 
-The ELF must be the firmware of this very artifact: the hello string the runtime embeds
-(``"STQ model=NAME hash=" STQ_MODEL_HASH``, firmware/src/protocol_text.c) must carry the
-artifact's content hash, and every predicted symbol (``stq_arena``, ``stq_w_*``, ``stq_q_*``)
-must exist with exactly the predicted size. Then the ELF gives what the artifact cannot: the
-code of each kernel (function symbol sizes), the model's glue code, the stack and the rest of
-the firmware runtime, and the FLASH / RAM totals.
+The ELF must be the firmware of this very artifact: the image keeps the artifact's content
+hash in the symbol ``<prefix>model_hash`` (section ``.stq_model``), and every predicted symbol
+(``<prefix>arena``, ``<prefix>w_*``, ``<prefix>q_*``) must exist with exactly the predicted
+size. Then the ELF gives what the artifact cannot: the code of each kernel, of the helpers and
+tables the kernels pull in, of the model's schedule (model.c), the stack and the rest of the
+firmware runtime, and the FLASH / RAM totals. Everything the generated C defines is booked to
+the model (codegen's CModel lists it; nothing is read back from the C text).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
 
 from toolchain.budget.analysis import Budget
 from toolchain.errors import StqError
 from toolchain.firmware.boards import Board
-from toolchain.firmware.build import usage_from_sections
+from toolchain.firmware.elf import ElfImage
 
-_HASH_RE = re.compile(rb"STQ model=([^\s\x00]*) hash=([0-9a-f]{64})")
-_BOARD_RE = re.compile(rb" board=([\w.-]+) build=")
+__all__ = ["ElfImage", "reconcile", "map_summary"]
 
 
-class ElfImage:
-    """Symbols, allocated sections and the embedded model hash / board of a linked ELF."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise StqError(f"--elf {self.path} does not exist (build it with `stq build`)")
-        try:
-            with open(self.path, "rb") as f:
-                elf = ELFFile(f)
-                symtab = elf.get_section_by_name(".symtab")
-                if symtab is None:
-                    raise StqError(f"--elf {self.path} has no symbol table (it was stripped); "
-                                   "use the firmware.elf `stq build` writes")
-                self.objects: dict[str, int] = {}
-                self.functions: dict[str, int] = {}
-                for s in symtab.iter_symbols():
-                    kind = s["st_info"]["type"]
-                    table = {"STT_OBJECT": self.objects, "STT_FUNC": self.functions}.get(kind)
-                    if table is not None and s.name:
-                        table[s.name] = table.get(s.name, 0) + int(s["st_size"])
-                self.sections: dict[str, tuple[int, int]] = {}
-                data = b""
-                for sec in elf.iter_sections():
-                    if sec["sh_flags"] & SH_FLAGS.SHF_ALLOC and sec["sh_size"]:
-                        self.sections[sec.name] = (int(sec["sh_addr"]), int(sec["sh_size"]))
-                        if sec["sh_type"] == "SHT_PROGBITS":
-                            data += sec.data()
-        except ELFError as exc:
-            raise StqError(f"--elf {self.path} is not an ELF file ({exc})") from None
-        m = _HASH_RE.search(data)
-        self.model = m.group(1).decode() if m else None
-        self.hash = m.group(2).decode() if m else None
-        b = _BOARD_RE.search(data)
-        self.board = b.group(1).decode() if b else None
-
-    def usage(self, board: Board) -> dict[str, tuple[int, int]]:
-        """Bytes used in FLASH and RAM (as toolchain.build.region_usage, from the sections)."""
-        return usage_from_sections(self.sections, board)
+def _size(elf: ElfImage, name: str) -> int:
+    return elf.functions.get(name, 0) + elf.objects.get(name, 0)
 
 
 def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = None) -> dict:
     """Check the ELF against the prediction, fill the code sizes; return the ELF summary.
 
     Raises StqError when the ELF is not this artifact's firmware or a size differs."""
-    if elf.hash is None:
-        raise StqError(f"--elf {elf.path} holds no stq model hash ('STQ model=... hash=<64 hex>')"
-                       "; it is not firmware built by `stq build`")
-    if elf.hash != b.hash:
-        raise StqError(f"--elf {elf.path} was built from model hash {elf.hash[:16]}... but the "
+    have = elf.model_hash(b.prefix)
+    if have is None:
+        raise StqError(f"--elf {elf.path} holds no stq model hash (symbol {b.prefix}model_hash "
+                       "in section .stq_model); it is not firmware built by `stq build` from "
+                       "this stq version")
+    if have != b.hash:
+        raise StqError(f"--elf {elf.path} was built from model hash {have[:16]}... but the "
                        f"artifact's hash is {b.hash[:16]}...; rebuild it: stq build OUTDIR "
                        f"--board {elf.board or board.name}")
     if elf.board is not None and elf.board != board.name:
@@ -87,7 +47,7 @@ def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = No
             raise StqError(f"--elf {elf.path} has no symbol {sym} (predicted {predicted:,} B); "
                            "rebuild the firmware from this artifact")
         rows.append({"symbol": sym, "predicted": predicted, "elf": elf.objects[sym]})
-    extra = sorted(s for s in elf.objects if s.startswith(("stq_w_", "stq_q_"))
+    extra = sorted(s for s in elf.objects if s.startswith((f"{b.prefix}w_", f"{b.prefix}q_"))
                    and s not in b.symbols)
     if extra:
         raise StqError(f"--elf {elf.path} has model symbols the artifact does not predict: "
@@ -99,56 +59,71 @@ def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = No
                        f"{r['predicted']:,} B ({len(bad)} symbol(s) differ)")
 
     # code: each layer's kernel (and the reference it falls back to), once per kernel
-    fn = elf.functions
     seen: set[str] = set()
+    b.kernels = {}
     for layer in b.layers:
         layer.code_bytes = 0
         if layer.kernel in seen or not layer.kernel:
             continue
-        ref = re.sub(r"_fastu?$", "", layer.kernel)
-        family = [layer.kernel] + ([ref] if ref != layer.kernel else [])
-        seen.update(family)
-        layer.code_bytes = sum(fn.get(f, 0) for f in family)
+        family = {layer.kernel, layer.ref_kernel or layer.kernel}
+        seen |= family
+        layer.code_bytes = sum(elf.functions.get(f, 0) for f in family)
         b.kernels[layer.kernel] = layer.code_bytes
-    b.shared_code = sum(fn.get(f, 0) for f in b.kernel_functions - seen)
     for layer in b.layers:
-        layer.record_bytes = elf.objects.get(_record_symbol(layer), layer.record_bytes)
+        layer.record_bytes = elf.objects.get(layer.record_symbol, layer.record_bytes)
+    scratch = f"{b.prefix}scratch"
+    flash_tables = b.tables - {scratch}
+    b.shared_code = (sum(elf.functions.get(f, 0) for f in b.kernel_functions - seen)
+                     + sum(elf.functions.get(f, 0) for f in b.helper_functions)
+                     + sum(elf.objects.get(t, 0) for t in flash_tables))
+    ram_objects = {f"{b.prefix}arena", f"{b.prefix}hook"}
+    b.model_code = (sum(elf.functions.get(f, 0) for f in b.model_functions)
+                    + sum(elf.objects.get(o, 0) for o in b.model_objects - ram_objects))
+    model_ram_static = sum(elf.objects.get(o, 0) for o in ram_objects | {scratch})
     usage = elf.usage(board)
-    model_code = sum(fn.get(f, 0) for f in b.model_functions)
     stack = elf.sections.get(".stack", (0, board.stack_bytes))[1]
-    names = elf.objects.get("stq_layer_names", 0)
-    scratch = elf.objects.get("stq_scratch", 0)
-    runtime_flash = usage["FLASH"][0] - b.model_flash - model_code - names
-    runtime_ram = usage["RAM"][0] - b.arena_bytes - scratch - stack
     b.elf = {
-        "path": str(elf.path), "hash": elf.hash, "board": elf.board or board.name,
+        "path": str(elf.path), "hash": have, "board": elf.board or board.name,
         "symbols": rows, "usage": usage, "kernel_code": sum(b.kernels.values()),
-        "shared_kernel_code": b.shared_code, "model_code": model_code,
-        "layer_names": names, "scratch": scratch, "stack_bytes": stack,
-        "runtime_flash": runtime_flash, "runtime_ram": runtime_ram,
-        "map": _map_summary(map_path) if map_path else None,
+        "shared_kernel_code": b.shared_code, "model_code": b.model_code,
+        "tables": {t: elf.objects.get(t, 0) for t in sorted(b.tables) if t in elf.objects},
+        "scratch": elf.objects.get(scratch, 0), "stack_bytes": stack,
+        "model_ram": model_ram_static,
+        "runtime_flash": usage["FLASH"][0] - b.model_flash,
+        "runtime_ram": usage["RAM"][0] - model_ram_static - stack,
+        "map": map_summary(map_path, elf) if map_path else None,
     }
     return b.elf
 
 
-def _record_symbol(layer) -> str:
-    from toolchain.codegen.carrays import cname
+def model_symbol_sizes(b: Budget, elf: ElfImage) -> dict[str, int]:
+    """Size in the ELF of every symbol the generated C defines (0 if inlined or dropped)."""
+    names = (set(b.symbols) | {x.record_symbol for x in b.layers} | b.kernel_functions
+             | b.helper_functions | b.tables | b.model_functions | b.model_objects)
+    return {n: _size(elf, n) for n in sorted(names) if _size(elf, n)}
 
-    return f"stq_p_{layer.index}_{cname(layer.name)}"
 
-
-def _map_summary(path: Path) -> dict | None:
-    """Bytes the linker placed per object file (the map's input-section lines), if readable."""
+def map_summary(path: Path, elf: ElfImage) -> dict | None:
+    """Bytes the linker placed per object file, from the map's "Linker script and memory map"
+    part, counting only input sections inside the ELF's allocated output sections (debug
+    sections, .comment, attributes and discarded input sections are left out)."""
     if not path.is_file():
         return None
     per: dict[str, int] = {}
+    text = path.read_text(errors="replace")
+    start = text.find("Linker script and memory map")
+    allocated = set(elf.sections)
+    current = ""
     pending = False
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text[start if start >= 0 else 0:].splitlines():
         parts = line.split()
-        # " .text.name  0xADDR  0xSIZE obj/x.o" or a long name alone, then "0xADDR 0xSIZE obj"
+        if line and not line[0].isspace() and parts and parts[0].startswith("."):
+            current = parts[0]  # an output section
+            pending = False
+            continue
         if len(parts) == 4 and parts[0].startswith(".") and parts[1].startswith("0x"):
             pending = False
-            addr, size, obj = parts[1], parts[2], parts[3]
+            _, addr, size, obj = parts
         elif len(parts) == 1 and parts[0].startswith("."):
             pending = True
             continue
@@ -158,12 +133,13 @@ def _map_summary(path: Path) -> dict | None:
         else:
             pending = False
             continue
-        if not obj.endswith(".o") and ".a(" not in obj:
+        if current not in allocated or not (obj.endswith(".o") or ".a(" in obj):
             continue
         try:
-            if int(addr, 16) == 0:
-                continue  # discarded or debug
-            per[obj.split("/")[-1]] = per.get(obj.split("/")[-1], 0) + int(size, 16)
+            n = int(size, 16)
+            int(addr, 16)
         except ValueError:
             continue
+        key = obj.split("/")[-1]
+        per[key] = per.get(key, 0) + n
     return {"per_object": dict(sorted(per.items(), key=lambda kv: -kv[1]))}

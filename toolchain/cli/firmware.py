@@ -12,9 +12,8 @@ from pathlib import Path
 from toolchain.budget.analysis import (
     DEFAULT_BUDGET,
     advice,
-    analyze,
+    analyze_outdir,
     checks,
-    load_graph,
     parse_size,
 )
 from toolchain.cli.command import Command
@@ -167,7 +166,7 @@ def run_budget(args: argparse.Namespace) -> int:
 
     limit = parse_size(args.budget)
     board = load_board(args.board) if args.board else None
-    b = analyze(load_graph(args.model))
+    b = analyze_outdir(args.model)
     if args.elf is not None:
         elf = ElfImage(args.elf)
         if board is None:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolchain.errors import StqError
-from toolchain.ir.graph import Graph, Node
+from toolchain.ir.graph import Node
 
 KERNELS = ("optimized", "reference")
 
 
-FAST_PIXELS = 4  # STQ_FAST_PIXELS in fast_common.c.j2
-
-
-def kernel_choice(g: Graph) -> str:
-    kernels = g.options.get("kernels", "optimized")
-    if kernels not in KERNELS:
-        raise StqError(f"kernels {kernels!r} is not one of {', '.join(KERNELS)}")
-    return kernels
+# Output pixels the optimized convolutions compute per decoded weight row: the one definition
+# (emitted as <PREFIX>FAST_PIXELS into kernels.c, templates/support/scratch.c.j2).
+FAST_PIXELS = 4
 
 
 def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bool:
@@ -38,13 +32,14 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
 
 
 def fast_buffer_bytes(p: dict, variant: str = "fast") -> int:
-    """Mirror of stq_conv2d_fast_get_buffer_size() (im2col pairs of FAST_PIXELS pixels plus one
-    byte patch, per group of 4 weights) or, for variant "fastu", of
-    stq_conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels per group plus one
-    int32 per output channel)."""
+    """The scratch bytes of layer p, as the C <prefix>conv2d_fast_get_buffer_size() (im2col
+    pairs of FAST_PIXELS pixels plus a 4-byte patch, per group of 4 weights) or, for variant
+    "fastu", <prefix>conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels and the
+    patch per group, plus one int32 per output channel) compute it; a test compiles those on
+    the host and compares them with this for every layer kind."""
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
     if variant == "fastu":
-        return FAST_PIXELS * 4 * groups + 4 * int(p["out_c"])
+        return (FAST_PIXELS * 4 + 4) * groups + 4 * int(p["out_c"])
     return (FAST_PIXELS * 8 + 4) * groups
 
 

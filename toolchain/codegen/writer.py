@@ -1,32 +1,42 @@
 """C export: render the integer artifact into model.h, model.c, weights.c, kernels.h, kernels.c.
 
-Each operator has its own Jinja template in toolchain/codegen/templates/; this module only picks the
-kernel variants a model needs (weight kind x input/output types), plans the arena and
-assembles the files. The kernels follow docs/semantics.md exactly, as toolchain/reference/.
+Each operator has its own Jinja template (toolchain/codegen/templates/reference/, optimized
+variants in optimized/, shared pieces in support/, the API headers in api/, the schedule and
+data in schedule/); this module only picks the kernel variants a model needs (weight kind x
+input/output types, codegen/selection.py), plans the arena (toolchain/memory/) and assembles
+the files. The kernels follow docs/semantics.md exactly, as toolchain/reference/ does.
+
+Every symbol the generated C defines starts with the model's prefix (``stq_`` by default;
+another prefix lets two models link into one firmware), and ``CModel`` says which symbol
+belongs to which layer, kernel, helper or table, so nothing downstream reads the C back.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import numpy as np
 
 from toolchain import __version__
+from toolchain.codegen import record
 from toolchain.codegen.carrays import CArray, cname, literal
+from toolchain.codegen.docs import kernel_doc
 from toolchain.codegen.selection import (
+    FAST_PIXELS,
+    KERNELS,
     fast_buffer_bytes,
     fast_variant,
-    kernel_choice,
     weight_code,
 )
+from toolchain.codegen.support import MODEL_FUNCTIONS, MODEL_OBJECTS, Support, support_symbols
 from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
-from toolchain.ir.graph import Graph, Node
+from toolchain.ir.graph import Graph, Node, Tensor
 from toolchain.ir.packing import pack, pack_rows
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
@@ -34,21 +44,21 @@ from toolchain.memory.planner import ArenaPlanner
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
 SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
 WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
-TEMPLATE = {"conv2d": "conv2d.c.j2", "depthwise_conv2d": "depthwise_conv2d.c.j2",
-            "dense": "dense.c.j2", "maxpool": "maxpool.c.j2", "avgpool": "avgpool.c.j2",
-            "add": "add.c.j2"}
-FAST_TEMPLATE = {"fast": "conv2d_fast.c.j2", "fastu": "conv2d_fastu.c.j2"}
-FN_PREFIX = {"conv2d": "stq_conv2d", "depthwise_conv2d": "stq_dwconv2d", "dense": "stq_dense",
-             "maxpool": "stq_maxpool", "avgpool": "stq_avgpool", "add": "stq_add"}
-SOURCES = ("model.h", "model.c", "weights.c", "kernels.h", "kernels.c")
+TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
+                                                   "maxpool", "avgpool", "add")}
+FAST_TEMPLATE = {"fast": "optimized/conv2d_fast.c.j2", "fastu": "optimized/conv2d_fastu.c.j2"}
+OP_NAME = {"conv2d": "conv2d", "depthwise_conv2d": "dwconv2d", "dense": "dense",
+           "maxpool": "maxpool", "avgpool": "avgpool", "add": "add"}
+SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
+           "model.c": "schedule/model.c.j2", "weights.c": "schedule/weights.c.j2",
+           "kernels.c": "schedule/kernels.c.j2"}
+DEFAULT_PREFIX = "stq_"
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]*_$")
 
 
-
-
-
-
-
-
+def file_prefix(prefix: str) -> str:
+    """Source files are model.h, kernels.c, ... for the default prefix, else PREFIXmodel.h."""
+    return "" if prefix == DEFAULT_PREFIX else prefix
 
 
 def _env() -> jinja2.Environment:
@@ -57,68 +67,93 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-
-
-
-
-
-
 @dataclass
 class Layer:
     name: str
     op: str
-    params: str
+    params: str  # the symbol of its parameter record
+    kernel: str  # the function model.c calls for it
+    ref_kernel: str  # the reference kernel of the same contract (== kernel when no variant)
     call: str
     out_offset: int
     out_bytes: int
     out_shape: str
     out_dtype: str
     p: dict = field(default_factory=dict)
+    arrays: list[str] = field(default_factory=list)  # its weight and requantization arrays
 
 
 @dataclass
 class CModel:
-    """What the generator produced: sources plus the numbers the budget checker needs."""
+    """What the generator produced: sources plus the structure the budget checker needs."""
 
     files: dict[str, str]
+    prefix: str
     arena_bytes: int
     offsets: dict[str, int]
     arrays: list[CArray]
+    layers: list[Layer]
     weight_bytes: dict[str, int]  # per layer: packed weights + requantization parameters
+    kernel_functions: list[str]   # every kernel function kernels.c defines
+    support: Support              # helpers and tables of kernels.c (unprefixed names)
     kernels: str = "optimized"    # "optimized" (fast kernels where there is one) or "reference"
-    scratch_bytes: int = 0        # static scratch of the optimized kernels (RAM, stq_scratch)
+    scratch_bytes: int = 0        # static scratch of the optimized kernels (RAM)
     planner: ArenaPlanner | None = None  # the arena plan the offsets come from
 
+    def sym(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @property
+    def helper_functions(self) -> list[str]:
+        return sorted(self.sym(f) for f in self.support.functions)
+
+    @property
+    def tables(self) -> list[str]:
+        return sorted(self.sym(t) for t in self.support.tables)
+
+    @property
+    def model_functions(self) -> list[str]:
+        return [self.sym(f) for f in MODEL_FUNCTIONS]
+
+    @property
+    def model_objects(self) -> list[str]:
+        return [self.sym(o) for o in MODEL_OBJECTS]
+
+    def symbols(self) -> set[str]:
+        """Every symbol the generated C may define (a helper the compiler inlined, or code
+        the linker dropped as unused, has none in the ELF)."""
+        return ({a.symbol for a in self.arrays} | {x.params for x in self.layers}
+                | set(self.kernel_functions) | set(self.helper_functions) | set(self.tables)
+                | set(self.model_functions) | set(self.model_objects))
 
 
-
-
-
-
-
-
-
-
-
-def generate(g: Graph) -> CModel:
+def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX) -> CModel:
+    """The C sources of ``g`` and their structure. ``kernels``: "optimized" (fast kernels where
+    there is one) or "reference"; ``prefix``: the symbol prefix of everything generated."""
+    if kernels not in KERNELS:
+        raise StqError(f"kernels {kernels!r} is not one of {', '.join(KERNELS)}")
+    if not _PREFIX_RE.match(prefix):
+        raise StqError(f"symbol prefix {prefix!r} must be lower-case letters and digits "
+                       "followed by '_', e.g. 'stq_' or 'm1_'")
     env = _env()
+    P = prefix.upper()
     packing = g.options.get("packing", "2bit")
-    kernels = kernel_choice(g)
     scratch_bytes = 0
     fast_codes: set[str] = set()
-    im2col_types: dict[str, str] = {}
+    im2col: dict[str, dict[str, str]] = {}
     planner = plan_arena(g)
     offsets = tensor_offsets(g, planner)
     arrays: list[CArray] = []
     layers: list[Layer] = []
     bodies: dict[str, str] = {}
-    protos: dict[str, str] = {}
+    docs: dict[str, dict] = {}
     weight_bytes: dict[str, int] = {}
     codes: set[str] = set()
 
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
-        return f"({'const ' if const else ''}{CTYPE[t.dtype]} *)&stq_arena[{offsets[tensor]}]"
+        return (f"({'const ' if const else ''}{CTYPE[t.dtype]} *)"
+                f"&{prefix}arena[{offsets[tensor]}]")
 
     for i, n in enumerate(g.nodes):
         base = f"{i}_{cname(n.name)}"
@@ -139,57 +174,68 @@ def generate(g: Graph) -> CModel:
                     data, p["row_bytes"] = rows.astype(np.int8).reshape(-1), rows.shape[1]
                 else:
                     data, p["row_bytes"] = pack_rows(rows, packing)
-            arrays.append(CArray(f"stq_w_{base}", "int8_t" if wk == "i8" else "uint8_t", data,
-                                 f"{n.name}: {n.attrs['weight_kind']} weights {list(w.shape)}"))
-            p["weights"] = f"stq_w_{base}"
+            arrays.append(CArray(f"{prefix}w_{base}", "int8_t" if wk == "i8" else "uint8_t",
+                                 data, f"{n.name}: {n.attrs['weight_kind']} weights "
+                                 f"{list(w.shape)}"))
+            p["weights"] = f"{prefix}w_{base}"
         for key, ctype in (("mult", "int32_t"), ("mult2", "int32_t"), ("shift", "int32_t"),
                            ("offset", "int64_t")):
             if key in n.arrays:
-                arrays.append(CArray(f"stq_q_{base}_{key}", ctype, n.arrays[key],
+                arrays.append(CArray(f"{prefix}q_{base}_{key}", ctype, n.arrays[key],
                                      f"{n.name}: requantization {key}"))
-                p[key] = f"stq_q_{base}_{key}"
+                p[key] = f"{prefix}q_{base}_{key}"
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
 
-        fn, proto = _signature(n, wk, ins, out)
-        template = TEMPLATE[n.op]
-        ref_fn = fn
+        ref_fn = _kernel_name(prefix, n, wk, ins, out)
+        fn, template = ref_fn, TEMPLATE[n.op]
         variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if variant is not None:
-            fn, proto = f"{fn}_{variant}", proto.replace(f" {fn}(", f" {fn}_{variant}(")
-            template = FAST_TEMPLATE[variant]
+            fn, template = f"{ref_fn}_{variant}", FAST_TEMPLATE[variant]
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant))
             if variant == "fastu":
                 fast_codes.add("t2u")
+                im2col["raw"] = {"short": "raw", "ctype": "uint8_t", "dst_t": "uint32_t",
+                                 "pack": "", "what": "the raw input bytes, 4 per word"}
             else:
                 fast_codes.add(str(wk))
-                im2col_types[SHORT[ins[0].dtype]] = CTYPE[ins[0].dtype]
+                short = SHORT[ins[0].dtype]
+                im2col[short] = {"short": short, "ctype": CTYPE[ins[0].dtype],
+                                 "dst_t": "uint64_t", "pack": f"{prefix}pairs_{short}",
+                                 "what": f"int16 pairs ({prefix}pairs_{short})"}
         elif wk is not None:
-            codes.add(wk)  # a reference kernel reads these weights with stq_t2 / stq_t3
+            codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
         if fn not in bodies:
+            proto = _prototype(prefix, fn, ins, out)
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
-                   "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn,
+                   "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn, "p": prefix, "P": P,
                    "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None}
             bodies[fn] = env.get_template(template).render(**ctx)
-            protos[fn] = proto
+            docs[fn] = {"proto": proto, "doc": kernel_doc(n, wk, ins, out, variant, ref_fn)}
         call_args = [ptr(n.inputs[0], True)]
         if len(n.inputs) == 2:
             call_args.append(ptr(n.inputs[1], True))
-        call_args += [ptr(n.output, False), f"&stq_p_{base}"]
-        layers.append(Layer(n.name, n.op, f"stq_p_{base}", f"{fn}({', '.join(call_args)})",
-                            offsets[n.output], out.nbytes, "x".join(map(str, out.shape)),
-                            out.dtype, p))
+        call_args += [ptr(n.output, False), f"&{prefix}p_{base}"]
+        layers.append(Layer(n.name, n.op, f"{prefix}p_{base}", fn, ref_fn,
+                            f"{fn}({', '.join(call_args)})", offsets[n.output], out.nbytes,
+                            "x".join(map(str, out.shape)), out.dtype, p,
+                            [a.symbol for a in arrays[start:]]))
 
     out_t = g.tensors[g.output]
-    argmax_fn = f"stq_argmax_{SHORT[out_t.dtype]}"
+    argmax_fn = f"{prefix}argmax_{SHORT[out_t.dtype]}"
     argmax_proto = f"int32_t {argmax_fn}(const {CTYPE[out_t.dtype]} *x, int32_t n)"
-    bodies[argmax_fn] = env.get_template("argmax.c.j2").render(
-        proto=argmax_proto, in_t=CTYPE[out_t.dtype])
-    protos[argmax_fn] = argmax_proto
+    bodies[argmax_fn] = env.get_template("reference/argmax.c.j2").render(
+        proto=argmax_proto, in_t=CTYPE[out_t.dtype], p=prefix, P=P)
+    docs[argmax_fn] = {"proto": argmax_proto, "doc": [
+        f"Index of the first largest of the n {CTYPE[out_t.dtype]} values x[0..n-1]."]}
 
     tin = g.tensors[g.input]
     in_shape = list(tin.shape) + [1] * (3 - len(tin.shape))
+    im2col_types = [im2col[k] for k in sorted(im2col)]
+    support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
+    fp = file_prefix(prefix)
     ctx = {
+        "p": prefix, "P": P, "header_prefix": fp,
         "version": __version__, "name": g.name, "hash": content_hash(g), "semantics": SEMANTICS,
         "in_h": in_shape[0], "in_w": in_shape[1], "in_c": in_shape[2],
         "input_bytes": tin.nbytes, "input_signed": int(tin.dtype != "uint8"),
@@ -198,23 +244,28 @@ def generate(g: Graph) -> CModel:
         "output_ctype": CTYPE[out_t.dtype], "arena_bytes": max(planner.total, 8),
         "macs": g.macs(), "layers": layers, "input_offset": offsets[g.input],
         "output_offset": offsets[g.output], "argmax_fn": argmax_fn, "arrays": arrays,
-        "packing": packing, "prototypes": [protos[k] for k in protos],
+        "packing": packing, "kernel_docs": [docs[k] for k in bodies],
         "bodies": [bodies[k] for k in bodies], "uses_t2": "t2" in codes,
         "uses_t3": "t3" in codes, "base3_lut": base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
         "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
-        "t2_masks": t2_masks(),
+        "t2_masks": t2_masks(), "fast_pixels": FAST_PIXELS,
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
-        "im2col_types": [{"short": k, "ctype": v} for k, v in sorted(im2col_types.items())],
+        "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
+        "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
+                          for f in record.FIELDS],
+        "record_bytes": record.RECORD_BYTES,
     }
-    files = {name: env.get_template(f"{name}.j2").render(**ctx) for name in SOURCES}
-    return CModel(files, ctx["arena_bytes"], offsets, arrays, weight_bytes, kernels,
-                  scratch_bytes, planner)
+    files = {f"{fp}{name}": env.get_template(tpl).render(**ctx)
+             for name, tpl in SOURCES.items()}
+    return CModel(files, prefix, ctx["arena_bytes"], offsets, arrays, layers, weight_bytes,
+                  list(bodies), support, kernels, scratch_bytes, planner)
 
 
-def write(g: Graph, outdir: Path) -> CModel:
+def write(g: Graph, outdir: Path, kernels: str = "optimized",
+          prefix: str = DEFAULT_PREFIX) -> CModel:
     """Generate and write the sources into ``outdir`` atomically (all files or none)."""
-    model = generate(g)
+    model = generate(g, kernels, prefix)
     with atomic_dir(Path(outdir)) as tmp:
         for name, text in model.files.items():
             (tmp / name).write_text(text)
@@ -225,10 +276,7 @@ def _params(g: Graph, n: Node) -> dict:
     out = g.tensors[n.output]
     ins = g.tensors[n.inputs[0]]
     a = n.attrs
-    p = {"in_h": 1, "in_w": 1, "in_c": ins.size, "out_h": 1, "out_w": 1, "out_c": out.size,
-         "k_h": 1, "k_w": 1, "stride_h": 1, "stride_w": 1, "pad_t": 0, "pad_l": 0,
-         "row_bytes": 0, "clamp_min": 0, "clamp_max": 0, "weights": "NULL", "mult": "NULL",
-         "mult2": "NULL", "shift": "NULL", "offset": "NULL"}
+    p: dict = {**record.defaults(), "in_c": ins.size, "out_c": out.size}
     if "in_shape" in a:
         p["in_h"], p["in_w"], p["in_c"] = a["in_shape"]
         if len(out.shape) == 3:
@@ -247,28 +295,24 @@ def _params(g: Graph, n: Node) -> dict:
     return p
 
 
-def _signature(n: Node, wk: str | None, ins: list, out: Any) -> tuple[str, str]:
+def _kernel_name(prefix: str, n: Node, wk: str | None, ins: list[Tensor], out: Tensor) -> str:
+    """<prefix><op>[_<weights>]_<input types>_<output type>[_res<type>] (CMSIS-NN style)."""
     sig = [SHORT[t.dtype] for t in ins]
     if n.op in ("conv2d", "depthwise_conv2d", "dense"):
-        fn = f"{FN_PREFIX[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
-        if len(ins) == 2:
-            fn += f"_res{sig[1]}"
-    elif n.op == "add":
-        fn = f"stq_add_{sig[0]}_{sig[1]}_{SHORT[out.dtype]}"
-    elif n.op == "maxpool":
-        fn = f"stq_maxpool_{sig[0]}"
-    elif n.op == "avgpool":
-        fn = f"stq_avgpool_{sig[0]}_{SHORT[out.dtype]}"
-    else:  # pragma: no cover
-        raise StqError(f"layer '{n.name}': no C kernel for op {n.op}")
+        fn = f"{prefix}{OP_NAME[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
+        return fn + (f"_res{sig[1]}" if len(ins) == 2 else "")
+    if n.op == "add":
+        return f"{prefix}add_{sig[0]}_{sig[1]}_{SHORT[out.dtype]}"
+    if n.op == "maxpool":
+        return f"{prefix}maxpool_{sig[0]}"
+    if n.op == "avgpool":
+        return f"{prefix}avgpool_{sig[0]}_{SHORT[out.dtype]}"
+    raise StqError(f"layer '{n.name}': no C kernel for op {n.op}")  # pragma: no cover
+
+
+def _prototype(prefix: str, fn: str, ins: list[Tensor], out: Tensor) -> str:
     params = [f"const {CTYPE[ins[0].dtype]} *in"]
     if len(ins) == 2:
         params.append(f"const {CTYPE[ins[1].dtype]} *res")
-    params += [f"{CTYPE[out.dtype]} *out", "const stq_layer_params_t *p"]
-    return fn, f"void {fn}({', '.join(params)})"
-
-
-
-
-
-
+    params += [f"{CTYPE[out.dtype]} *out", f"const {prefix}layer_params_t *p"]
+    return f"void {fn}({', '.join(params)})"

@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from toolchain.errors import StqError
+from toolchain.firmware.cflags import MODEL_STRICT
 from toolchain.ir.graph import Graph
 from toolchain.reference.model import NP_DTYPE
 from toolchain.resources import firmware_dir
 
 HOST_MAIN = firmware_dir() / "host" / "stq_host_main.c"
-STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
 def compile_host(cdir: Path, exe: Path, cc: str = "gcc", extra: list[str] | None = None) -> Path:
     """Build the host runner against the model sources in ``cdir``."""
     srcs = [str(cdir / f) for f in ("model.c", "weights.c", "kernels.c")] + [str(HOST_MAIN)]
-    cmd = [cc, *STRICT, "-O2", f"-I{cdir}", *srcs, "-o", str(exe), *(extra or [])]
+    cmd = [cc, *MODEL_STRICT, "-O2", f"-I{cdir}", *srcs, "-o", str(exe), *(extra or [])]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise StqError(f"host compile of {cdir} failed:\n{proc.stderr.strip()}")

@@ -23,12 +23,12 @@ from types import TracebackType
 
 from toolchain.errors import StqError
 from toolchain.firmware.build import resolve_model_dir
+from toolchain.firmware.cflags import STRICT
 from toolchain.resources import firmware_dir
 
 PROTOCOL_SOURCES = ("main.c", "protocol.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
 FUZZ_SOURCES = ("protocol.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
 MODEL_SOURCES = ("model.c", "weights.c", "kernels.c")
-STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
 LIBFUZZER = ("-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
 # kind -> (firmware sources, host sources, flags, default compiler, executable)

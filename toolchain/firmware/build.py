@@ -50,22 +50,18 @@ class BuildResult:
 
 def resolve_model_dir(path: Path) -> Path:
     """ARTIFACT (OUTDIR/model.stqa) or OUTDIR or OUTDIR/c -> the directory holding model.h."""
-    if path.is_file():
-        candidate = path.parent / "c"
-    elif (path / "c").is_dir():
-        candidate = path / "c"
-    else:
-        candidate = path
-    if not path.exists():
-        raise StqError(f"{path} does not exist (expected OUTDIR or OUTDIR/model.stqa)")
-    missing = [
-        f for f in (*MODEL_HEADERS, *MODEL_SOURCES_REQUIRED) if not (candidate / f).is_file()
-    ]
+    from toolchain.ir.outdir import C_DIR
+
+    p = Path(path)
+    if not p.exists():
+        raise StqError(f"{p} does not exist (expected OUTDIR or OUTDIR/model.stqa)")
+    candidate = p if p.is_dir() and p.name == C_DIR else (
+        p.parent / C_DIR if p.is_file() else (p / C_DIR if (p / C_DIR).is_dir() else p))
+    missing = [f for f in (*MODEL_HEADERS, *MODEL_SOURCES_REQUIRED)
+               if not (candidate / f).is_file()]
     if missing:
-        raise StqError(
-            f"no generated model C sources in {candidate}: missing {', '.join(missing)} "
-            f"(run `stq convert` first)"
-        )
+        raise StqError(f"no generated model C sources in {candidate}: missing "
+                       f"{', '.join(missing)} (run `stq convert` first)")
     return candidate
 
 
@@ -142,29 +138,7 @@ def build(
 
 
 def region_usage(elf: Path, board: Board) -> dict[str, tuple[int, int]]:
-    """Bytes used in FLASH and RAM, from the ELF's allocated sections (`size -A`)."""
-    out = subprocess.run(
-        [f"{CROSS}size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True
-    ).stdout
-    sections = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            sections[parts[0]] = (int(parts[2]), int(parts[1]))
-    return usage_from_sections(sections, board)
+    """Bytes used in FLASH and RAM, from the ELF's allocated sections (toolchain/firmware/elf)."""
+    from toolchain.firmware.elf import ElfImage
 
-
-def usage_from_sections(
-    sections: dict[str, tuple[int, int]], board: Board
-) -> dict[str, tuple[int, int]]:
-    """FLASH and RAM (used, size) from allocated sections {name: (address, size)}; .data counts
-    twice: in RAM, and in flash for its initial values."""
-    flash = ram = 0
-    for name, (addr, size) in sections.items():
-        if board.flash.origin <= addr < board.flash.origin + board.flash.length:
-            flash += size
-        elif board.ram.origin <= addr < board.ram.origin + board.ram.length:
-            ram += size
-            if name == ".data":
-                flash += size  # its initial values are copied from flash
-    return {"FLASH": (flash, board.flash.length), "RAM": (ram, board.ram.length)}
+    return ElfImage(elf).usage(board)

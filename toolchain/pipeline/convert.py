@@ -16,16 +16,18 @@ from toolchain.frontend.keras import convert_model, load_keras_model
 from toolchain.fsutil import ensure_writable_dir
 from toolchain.ir import artifact
 from toolchain.ir.graph import Graph
+from toolchain.ir.outdir import ARTIFACT_NAME
 from toolchain.ir.packing import SCHEMES
 
-ARTIFACT_NAME = "model.stqa"
 
+def convert_graph(g: Graph, outdir: Path, kernels: str = "optimized",
+                  prefix: str = codegen.DEFAULT_PREFIX) -> dict[str, Any]:
+    """Write OUTDIR/model.stqa, OUTDIR/c/ and OUTDIR/convert.json; nothing on failure.
 
-def convert_graph(g: Graph, outdir: Path) -> dict[str, Any]:
-    """Write OUTDIR/model.stqa, OUTDIR/c/ and OUTDIR/convert.json; nothing on failure."""
+    ``kernels`` and ``prefix`` shape the C only: the artifact (and its hash) is the same."""
     outdir = Path(outdir)
     ensure_writable_dir(outdir)
-    cmodel = codegen.generate(g)  # everything is computed before anything is written
+    cmodel = codegen.generate(g, kernels, prefix)  # all computed before anything is written
     stage = Path(tempfile.mkdtemp(prefix=".stq-convert-", dir=outdir))
     try:
         digest = artifact.save(g, stage / ARTIFACT_NAME)
@@ -35,7 +37,8 @@ def convert_graph(g: Graph, outdir: Path) -> dict[str, Any]:
         summary = {
             "model": g.name, "hash": digest, "artifact": str(outdir / ARTIFACT_NAME),
             "c_dir": str(outdir / "c"), "packing": g.options.get("packing", "2bit"),
-            "kernels": cmodel.kernels, "scratch_bytes": cmodel.scratch_bytes,
+            "kernels": cmodel.kernels, "prefix": cmodel.prefix,
+            "scratch_bytes": cmodel.scratch_bytes,
             "macs": g.macs(), "arena_bytes": cmodel.arena_bytes,
             "weight_bytes": sum(cmodel.weight_bytes.values()),
             "layers": [{"name": n.name, "op": n.op, "output": list(g.tensors[n.output].shape),
@@ -71,5 +74,4 @@ def convert(model_path: str | os.PathLike, outdir: str | os.PathLike,
     model = load_keras_model(model_path)
     g = convert_model(model, name=Path(model_path).stem)
     g.options["packing"] = packing
-    g.options["kernels"] = kernels
-    return convert_graph(g, out)
+    return convert_graph(g, out, kernels)

@@ -127,7 +127,7 @@ def _build(model_dir: Path, boards: list[str], root: Path) -> dict[str, Any]:
 
 def _budget(model_dir: Path, elfs: dict[str, str], budget: str, root: Path) -> dict[str, Any]:
     from toolchain.budget import report as budget_report
-    from toolchain.budget.analysis import analyze, checks, load_graph, parse_size
+    from toolchain.budget.analysis import analyze_outdir, checks, parse_size
     from toolchain.budget.elf import ElfImage, reconcile
     from toolchain.firmware.boards import load_board
 
@@ -135,7 +135,7 @@ def _budget(model_dir: Path, elfs: dict[str, str], budget: str, root: Path) -> d
     out: dict[str, Any] = {"limit": limit, "boards": {}, "files": []}
     for name, elf in elfs.items():
         board = load_board(name)
-        b = analyze(load_graph(model_dir))
+        b = analyze_outdir(model_dir)
         reconcile(b, ElfImage(Path(elf)), board, Path(elf).with_suffix(".map"))
         results = checks(b, limit, board)
         paths = budget_report.write_reports(root / name, b, results, [], limit, name)

@@ -54,8 +54,9 @@ def dequantize_output(g: Graph, y: np.ndarray) -> np.ndarray:
 
 
 def load_artifact_dir(path: str | Path) -> Graph:
-    """Load OUTDIR/model.stqa (or an artifact file path)."""
+    """Load the artifact of an OUTDIR (or the artifact file itself); see toolchain/ir/outdir.py."""
     from toolchain.ir import artifact
+    from toolchain.ir.outdir import resolve
 
     p = Path(path)
-    return artifact.load(p / "model.stqa" if p.is_dir() else p)
+    return artifact.load(p if p.is_file() else resolve(p).artifact)
