@@ -5,6 +5,7 @@ really chosen, and the stq_t2_pairs table decodes the 2-bit packing of docs/sema
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from probes import randomized
 from test_c_exact import _check_every_layer, _inputs
 
-from toolchain.codegen import selection
+from toolchain.codegen import selection, tables
 from toolchain.codegen import writer as codegen
 from toolchain.frontend import keras as frontend
 from toolchain.ir.packing import pack
@@ -27,26 +28,43 @@ def residual_graph():
 def test_both_kernel_sets_match_reference(residual_graph, digits_data, tmp_path: Path,
                                           kernels: str) -> None:
     g = residual_graph
-    g.options.update(packing="2bit", kernels=kernels)
-    model = codegen.write(g, tmp_path / "c")
+    g.options.update(packing="2bit")
+    model = codegen.write(g, tmp_path / "c", kernels=kernels)
     text = model.files["kernels.c"]
     assert bool(re.search(r"_fastu?\(", text)) == (kernels == "optimized")
     assert model.kernels == kernels
-    if kernels == "optimized":
-        need = 0
-        for n in g.nodes:
-            src = g.tensors[n.inputs[0]]
-            wk = selection.weight_code(n, "2bit") if "weights" in n.arrays else None
-            variant = selection.fast_variant(n, wk, src, "optimized", n.inputs[0] == g.input)
-            if variant is not None:
-                need = max(need, selection.fast_buffer_bytes(codegen._params(g, n), variant))
-        assert model.scratch_bytes == need
+    assert any(x.kernel != x.ref_kernel for x in model.layers) == (kernels == "optimized")
     _check_every_layer(g, tmp_path / "c", _inputs(g, digits_data, n_random=20), tmp_path / "h")
-    g.options.pop("kernels")
+
+
+@pytest.mark.parametrize("probe", ["residual", "depthwise", "cnn"])
+def test_scratch_sizes_come_from_the_c_buffer_size_functions(probe: str, tmp_path: Path) -> None:
+    """The converter's scratch sizes (selection.fast_buffer_bytes, which size the static
+    scratch) equal what the C *_get_buffer_size() functions return for every optimized layer."""
+    g = frontend.convert_model(randomized(probe), name=probe)
+    model = codegen.write(g, tmp_path / "c")
+    fast = [x for x in model.layers if x.kernel != x.ref_kernel]
+    assert fast, "the probe has no optimized layer"
+    calls = "\n".join(
+        f'    printf("%zu\\n", stq_conv2d_{x.kernel.rsplit("_", 1)[1]}_get_buffer_size('
+        f"&{x.params}));" for x in fast)
+    externs = "\n".join(f"extern const stq_layer_params_t {x.params};" for x in fast)
+    main = tmp_path / "sizes.c"
+    main.write_text(f'#include <stdio.h>\n#include "kernels.h"\n{externs}\n'
+                    f"int main(void)\n{{\n{calls}\n    return 0;\n}}\n")
+    exe = tmp_path / "sizes"
+    c = tmp_path / "c"
+    subprocess.run(["gcc", "-std=c99", "-O1", f"-I{c}", str(main), str(c / "kernels.c"),
+                    str(c / "weights.c"), "-o", str(exe)], check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
+                                          check=True).stdout.split()]
+    want = [selection.fast_buffer_bytes(x.p, x.kernel.rsplit("_", 1)[1]) for x in fast]
+    assert got == want
+    assert model.scratch_bytes == max(want)
 
 
 def test_t2_pairs_decode_the_2bit_packing() -> None:
-    table = codegen._t2_pairs()
+    table = tables.t2_pairs()
     for w in [(0, 0, 0, 0), (1, -1, 0, 1), (-1, -1, -1, -1), (0, 1, -1, 0)]:
         b = int(pack(np.array(w), "2bit")[0])
         v = int(table[b][len("UINT64_C(0x"):-1], 16)
