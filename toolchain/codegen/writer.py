@@ -22,8 +22,9 @@ import numpy as np
 
 from toolchain import __version__
 from toolchain.codegen import record
-from toolchain.codegen.carrays import CArray, cname, literal
+from toolchain.codegen.carrays import CArray, cname
 from toolchain.codegen.docs import kernel_doc
+from toolchain.codegen.names import CTYPE, SHORT, kernel_name, prototype
 from toolchain.codegen.selection import (
     FAST_PIXELS,
     KERNELS,
@@ -36,19 +37,15 @@ from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
-from toolchain.ir.graph import Graph, Node, Tensor
+from toolchain.ir.graph import Graph
 from toolchain.ir.packing import pack, pack_rows
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
 
-CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
-SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
 WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
 TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
                                                    "maxpool", "avgpool", "add")}
 FAST_TEMPLATE = {"fast": "optimized/conv2d_fast.c.j2", "fastu": "optimized/conv2d_fastu.c.j2"}
-OP_NAME = {"conv2d": "conv2d", "depthwise_conv2d": "dwconv2d", "dense": "dense",
-           "maxpool": "maxpool", "avgpool": "avgpool", "add": "add"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
            "model.c": "schedule/model.c.j2", "weights.c": "schedule/weights.c.j2",
            "kernels.c": "schedule/kernels.c.j2"}
@@ -159,7 +156,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         base = f"{i}_{cname(n.name)}"
         out = g.tensors[n.output]
         ins = [g.tensors[t] for t in n.inputs]
-        p = _params(g, n)
+        p = record.layer_values(g, n)
         start = len(arrays)
         wk = None
         if "weights" in n.arrays:
@@ -186,7 +183,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                 p[key] = f"{prefix}q_{base}_{key}"
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
 
-        ref_fn = _kernel_name(prefix, n, wk, ins, out)
+        ref_fn = kernel_name(prefix, n, wk, ins, out)
         fn, template = ref_fn, TEMPLATE[n.op]
         variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if variant is not None:
@@ -205,7 +202,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         elif wk is not None:
             codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
         if fn not in bodies:
-            proto = _prototype(prefix, fn, ins, out)
+            proto = prototype(prefix, fn, ins, out)
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
                    "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn, "p": prefix, "P": P,
@@ -272,47 +269,7 @@ def write(g: Graph, outdir: Path, kernels: str = "optimized",
     return model
 
 
-def _params(g: Graph, n: Node) -> dict:
-    out = g.tensors[n.output]
-    ins = g.tensors[n.inputs[0]]
-    a = n.attrs
-    p: dict = {**record.defaults(), "in_c": ins.size, "out_c": out.size}
-    if "in_shape" in a:
-        p["in_h"], p["in_w"], p["in_c"] = a["in_shape"]
-        if len(out.shape) == 3:
-            p["out_h"], p["out_w"], p["out_c"] = out.shape
-        else:  # global pooling to a flat vector
-            p["out_c"] = out.shape[-1]
-        p["k_h"], p["k_w"] = a.get("kernel", a.get("pool"))
-        p["stride_h"], p["stride_w"] = a["stride"]
-        p["pad_t"], p["pad_l"] = a["pad"][0], a["pad"][2]
-    elif n.op == "add":
-        c = int(a["out_channels"])
-        p["out_c"], p["out_h"] = c, out.size // c
-    if "clamp" in a:
-        lo, hi = a["clamp"]
-        p["clamp_min"], p["clamp_max"] = literal(lo, "int32_t"), literal(hi, "int32_t")
-    return p
 
 
-def _kernel_name(prefix: str, n: Node, wk: str | None, ins: list[Tensor], out: Tensor) -> str:
-    """<prefix><op>[_<weights>]_<input types>_<output type>[_res<type>] (CMSIS-NN style)."""
-    sig = [SHORT[t.dtype] for t in ins]
-    if n.op in ("conv2d", "depthwise_conv2d", "dense"):
-        fn = f"{prefix}{OP_NAME[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
-        return fn + (f"_res{sig[1]}" if len(ins) == 2 else "")
-    if n.op == "add":
-        return f"{prefix}add_{sig[0]}_{sig[1]}_{SHORT[out.dtype]}"
-    if n.op == "maxpool":
-        return f"{prefix}maxpool_{sig[0]}"
-    if n.op == "avgpool":
-        return f"{prefix}avgpool_{sig[0]}_{SHORT[out.dtype]}"
-    raise StqError(f"layer '{n.name}': no C kernel for op {n.op}")  # pragma: no cover
 
 
-def _prototype(prefix: str, fn: str, ins: list[Tensor], out: Tensor) -> str:
-    params = [f"const {CTYPE[ins[0].dtype]} *in"]
-    if len(ins) == 2:
-        params.append(f"const {CTYPE[ins[1].dtype]} *res")
-    params += [f"{CTYPE[out.dtype]} *out", f"const {prefix}layer_params_t *p"]
-    return f"void {fn}({', '.join(params)})"

@@ -57,8 +57,10 @@ def resolve_model_dir(path: Path) -> Path:
         raise StqError(f"{p} does not exist (expected OUTDIR or OUTDIR/model.stqa)")
     candidate = p if p.is_dir() and p.name == C_DIR else (
         p.parent / C_DIR if p.is_file() else (p / C_DIR if (p / C_DIR).is_dir() else p))
-    missing = [f for f in (*MODEL_HEADERS, *MODEL_SOURCES_REQUIRED)
-               if not (candidate / f).is_file()]
+    heads = sorted(candidate.glob("*model.h")) if candidate.is_dir() else []
+    fp = heads[0].name[: -len("model.h")] if heads else ""  # the model's file prefix
+    missing = [f"{fp}{f}" for f in (*MODEL_HEADERS, *MODEL_SOURCES_REQUIRED)
+               if not (candidate / f"{fp}{f}").is_file()]
     if missing:
         raise StqError(f"no generated model C sources in {candidate}: missing "
                        f"{', '.join(missing)} (run `stq convert` first)")
@@ -84,17 +86,21 @@ def build(
     jobs: int = 2,
     opt: str = "-O2",
     extra_cflags: str = "",
+    extra_model_dirs: tuple[Path, ...] = (),
+    app: dict[str, bytes] | None = None,
 ) -> BuildResult:
     """Generate the project and run make; raise StqError with one line on any failure.
 
-    ``extra_cflags`` is passed as make's EXTRA_CFLAGS (e.g. ``-DSTQ_FW_FAULT_TEST=1``)."""
+    ``extra_cflags`` is passed as make's EXTRA_CFLAGS (e.g. ``-DSTQ_FW_FAULT_TEST=1``);
+    ``extra_model_dirs`` and ``app`` as toolchain.firmware.project.generate_project takes them."""
     model_dir = resolve_model_dir(model_path)
     if shutil.which(f"{CROSS}gcc") is None:
         raise StqError(
             f"{CROSS}gcc not found on PATH (install gcc-arm-none-eabi: scripts/setup.sh)"
         )
     build_dir.mkdir(parents=True, exist_ok=True)
-    build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags)
+    build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags,
+                                tuple(extra_model_dirs), app)
     proc = subprocess.run(
         [
             "make",

@@ -31,7 +31,7 @@ class ElfImage:
             with open(self.path, "rb") as f:
                 self._read(ELFFile(f), what)
         except (ELFError, OSError, ValueError) as exc:
-            raise StqError(f"{what} {self.path} is not a readable ELF file ({exc})") from None
+            raise StqError(f"{what} {self.path} is not an ELF file ({exc})") from None
 
     def _read(self, elf: ELFFile, what: str) -> None:
         symtab = elf.get_section_by_name(".symtab")
