@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the idempotent set-up first.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-unit lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -10,6 +10,9 @@ demo: setup
 test: setup
 	.venv/bin/ruff check toolchain tests benchmarks
 	.venv/bin/python -m pytest -q -ra
+
+test-unit: setup
+	.venv/bin/python -m pytest -q -m unit
 
 bench: setup
 	.venv/bin/python benchmarks/run_all.py

@@ -62,3 +62,16 @@ def digits_data() -> Any:
     from toolchain.training import datasets
 
     return datasets.digits()
+
+
+# The unit tier (`make test-unit`, `pytest -m unit`): tests that need no trained model, no
+# firmware build and no emulator. Everything else still runs in `make test` (and in CI).
+HEAVY_FIXTURES = {"digits_trained", "digits_h5", "digits_keras", "digits_outdir", "digits_graph",
+                  "fw_build", "fw_model_outdir", "builds", "resnet8_outdir", "probe_graphs"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is None and not (
+                HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.unit)

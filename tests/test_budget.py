@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from chromium import render
 
-from toolchain.budget.analysis import analyze, load_graph, parse_size
+from toolchain.budget.analysis import analyze, analyze_outdir, load_graph, parse_size
 from toolchain.budget.elf import ElfImage, reconcile
 from toolchain.errors import StqError
 from toolchain.firmware import boards
@@ -66,7 +66,7 @@ def test_prediction_equals_the_elf(model: str, board: str, builds, digits_outdir
                                    resnet8_outdir: Path) -> None:
     outdir = {"digits": digits_outdir, "resnet8": resnet8_outdir}[model]
     result = builds(model, board)
-    b = analyze(load_graph(outdir))
+    b = analyze_outdir(outdir)
     summary = reconcile(b, ElfImage(result.elf), load_board(board), result.map)
     with open(result.elf, "rb") as f:
         from elftools.elf.elffile import ELFFile
@@ -83,6 +83,50 @@ def test_prediction_equals_the_elf(model: str, board: str, builds, digits_outdir
     assert summary["stack_bytes"] == load_board(board).stack_bytes
     if model == "resnet8":
         assert b.int8_bytes == 78_744 and b.packing_bytes("base3") < b.weights_bytes
+
+
+def _nm(*paths: Path) -> dict[str, int]:
+    """Defined symbols with a size, as `arm-none-eabi-nm -S` lists them (clones folded)."""
+    out = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", *map(str, paths)],
+                         capture_output=True, text=True, check=True).stdout
+    sizes: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            name = parts[3].split(".", 1)[0]
+            sizes[name] = sizes.get(name, 0) + int(parts[1], 16)
+    return sizes
+
+
+@pytest.mark.parametrize("model", ["digits", "resnet8"])
+def test_model_footprint_is_the_sum_of_its_symbols(model: str, builds, digits_outdir: Path,
+                                                   resnet8_outdir: Path) -> None:
+    """Every symbol the model's C defines is booked to the model (tables and helpers its
+    kernels pull in included), and the footprint is exactly their sizes in the ELF."""
+    from toolchain.budget.elf import model_symbol_sizes
+
+    outdir = {"digits": digits_outdir, "resnet8": resnet8_outdir}[model]
+    result = builds(model, "netduinoplus2")
+    b = analyze_outdir(outdir)
+    elf = ElfImage(result.elf)
+    reconcile(b, elf, load_board("netduinoplus2"), result.map)
+    objects = sorted((result.build_dir / "obj" / "model").glob("*.o"))
+    in_objects = _nm(*objects)
+    booked = model_symbol_sizes(b, elf)
+    in_elf = _nm(result.elf)
+    kept = {n for n, v in in_objects.items() if v and n in in_elf}  # what the linker kept
+    assert kept == set(booked)
+    ram = {f"{b.prefix}arena", f"{b.prefix}hook", f"{b.prefix}scratch"}
+    flash = {n: v for n, v in booked.items() if n not in ram}
+    assert flash == {n: in_elf[n] for n in flash}
+    assert sum(flash.values()) == b.model_flash
+    assert sum(in_elf.get(n, 0) for n in ram) == b.elf["model_ram"]
+    tables = b.elf["tables"]
+    if model == "resnet8":  # the optimized ternary convs pull in the 2 KB mask table
+        assert tables[f"{b.prefix}t2_masks"] == 2048
+    per_object = b.elf["map"]["per_object"]
+    used = b.elf["usage"]["FLASH"][0] + b.elf["usage"]["RAM"][0]
+    assert 0.9 * used <= sum(per_object.values()) <= used  # no debug sections counted
 
 
 def test_a_model_that_fits_passes_and_writes_reports(builds, digits_outdir: Path,

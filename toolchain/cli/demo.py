@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from toolchain.cli.command import Command
+from toolchain.cli.command import collect
 
 # --- stq demo ----------------------------------------------------------------------------------
 
@@ -66,7 +66,5 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [
-    Command("demo", "the whole pipeline on the bundled digits data",
-            DEMO_DOC, add_demo_arguments, run_demo),
-]
+DEMO_HELP = "the whole pipeline on the bundled digits data"
+COMMANDS = collect(globals(), "demo")

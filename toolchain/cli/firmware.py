@@ -16,7 +16,7 @@ from toolchain.budget.analysis import (
     checks,
     parse_size,
 )
-from toolchain.cli.command import Command
+from toolchain.cli.command import collect
 from toolchain.device.qemu import QemuBoard
 from toolchain.device.text_client import StqDevice
 from toolchain.errors import StqError
@@ -195,13 +195,8 @@ def run_budget(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [
-    Command("build", "firmware + model -> ELF/BIN/HEX for a board",
-            BUILD_DOC, add_build_arguments, run_build),
-    Command("flash", "program a board (st-flash / openocd / pyocd)",
-            FLASH_DOC, add_flash_arguments, run_flash),
-    Command("run", "run firmware on an emulated board (QEMU)",
-            RUN_DOC, add_run_arguments, run_run),
-    Command("budget", "per-layer flash/RAM, arena plan, board and budget",
-            BUDGET_DOC, add_budget_arguments, run_budget),
-]
+BUILD_HELP = "firmware + model -> ELF/BIN/HEX for a board"
+FLASH_HELP = "program a board (st-flash / openocd / pyocd)"
+RUN_HELP = "run firmware on an emulated board (QEMU)"
+BUDGET_HELP = "per-layer flash/RAM, arena plan, board and budget"
+COMMANDS = collect(globals(), "build", "flash", "run", "budget")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.cli.command import Command
+from toolchain.cli.command import collect
 from toolchain.errors import StqError
 from toolchain.ir.packing import SCHEMES
 
@@ -85,9 +85,6 @@ def run_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [
-    Command("convert", "QKeras model -> integer artifact + C sources",
-            CONVERT_DOC, add_convert_arguments, run_convert),
-    Command("reference", "run the bit-exact NumPy reference on inputs",
-            REFERENCE_DOC, add_reference_arguments, run_reference),
-]
+CONVERT_HELP = "QKeras model -> integer artifact + C sources"
+REFERENCE_HELP = "run the bit-exact NumPy reference on inputs"
+COMMANDS = collect(globals(), "convert", "reference")

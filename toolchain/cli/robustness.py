@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolchain.cli.command import Command
+from toolchain.cli.command import collect
 from toolchain.robustness.attacks import ATTACKS, DEFAULT_ATTACKS
 
 # --- stq attack --------------------------------------------------------------------------------
@@ -114,9 +114,6 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [
-    Command("attack", "adversarial attacks on the host model and device",
-            ATTACK_DOC, add_attack_arguments, run_attack),
-    Command("report", "robustness report from attack results",
-            REPORT_DOC, add_report_arguments, run_report),
-]
+ATTACK_HELP = "adversarial attacks on the host model and device"
+REPORT_HELP = "robustness report from attack results"
+COMMANDS = collect(globals(), "attack", "report")

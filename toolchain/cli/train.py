@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from toolchain.cli.command import Command
+from toolchain.cli.command import collect
 from toolchain.errors import StqError
 
 # --- stq train ---------------------------------------------------------------------------------
@@ -77,7 +77,5 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [
-    Command("train", "train a zoo model (QKeras) on a dataset",
-            TRAIN_DOC, add_train_arguments, run_train),
-]
+TRAIN_HELP = "train a zoo model (QKeras) on a dataset"
+COMMANDS = collect(globals(), "train")

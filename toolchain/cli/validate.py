@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from toolchain.cli.command import Command
+from toolchain.cli.command import collect
 
 # --- stq validate ------------------------------------------------------------------------------
 
@@ -57,7 +57,5 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [
-    Command("validate", "run inputs on a device, compare with the host",
-            VALIDATE_DOC, add_validate_arguments, run_validate),
-]
+VALIDATE_HELP = "run inputs on a device, compare with the host"
+COMMANDS = collect(globals(), "validate")

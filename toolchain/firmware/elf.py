@@ -49,7 +49,9 @@ class ElfImage:
             table = {"STT_OBJECT": self.objects, "STT_FUNC": self.functions}.get(kind)
             if table is None or not s.name:
                 continue
-            table[s.name] = table.get(s.name, 0) + int(s["st_size"])
+            # GCC's clones (f.constprop.0, f.isra.0, f.part.0) are the code of f
+            name = s.name.split(".", 1)[0] if kind == "STT_FUNC" else s.name
+            table[name] = table.get(name, 0) + int(s["st_size"])
             off = int(s["st_value"]) - ident_addr
             if kind == "STT_OBJECT" and ident is not None and 0 <= off < len(ident_data):
                 raw = ident_data[off:off + int(s["st_size"])]

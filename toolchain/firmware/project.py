@@ -215,15 +215,9 @@ OBJS := $(FW_SRCS:%.c=obj/%.o) $(MODEL_SRCS:%.c=obj/%.o) $(GEN_SRCS:%.c=obj/%.o)
 .PHONY: all size clean
 all: $(TARGET).elf $(TARGET).bin $(TARGET).hex
 
-obj/firmware/%.o: firmware/%.c
-\t@mkdir -p $(dir $@)
-\t$(CC) $(FW_CFLAGS) -MMD -MP -c $< -o $@
 
-obj/app/%.o: app/%.c
-\t@mkdir -p $(dir $@)
-\t$(CC) $(FW_CFLAGS) -MMD -MP -c $< -o $@
-
-obj/generated/%.o: generated/%.c
+# the firmware runtime, an application and the generated build info: strict (-Werror)
+obj/%.o: %.c
 \t@mkdir -p $(dir $@)
 \t$(CC) $(FW_CFLAGS) -MMD -MP -c $< -o $@
 
