@@ -15,6 +15,7 @@ from probes import randomized
 
 from toolchain.codegen import writer as codegen
 from toolchain.device.host_model import HostModel
+from toolchain.firmware.cflags import MODEL_STRICT
 from toolchain.frontend import keras as frontend
 from toolchain.ir.graph import Graph
 from toolchain.memory import lifetimes
@@ -98,9 +99,8 @@ def test_generated_c_is_warning_free_for_cortex_m(probe_graphs, tmp_path: Path,
             codegen.write(g, cdir)
             for src in ("model.c", "weights.c", "kernels.c"):
                 proc = subprocess.run(
-                    ["arm-none-eabi-gcc", *cpu, "-std=c99", "-O2", "-Wall", "-Wextra",
-                     "-Werror", "-pedantic", "-c", str(cdir / src), "-o",
-                     str(cdir / f"{src}.o")], capture_output=True, text=True)
+                    ["arm-none-eabi-gcc", *cpu, *MODEL_STRICT, "-O2", "-c", str(cdir / src),
+                     "-o", str(cdir / f"{src}.o")], capture_output=True, text=True)
                 assert proc.returncode == 0, f"{name}/{packing}/{src}: {proc.stderr}"
 
 
@@ -128,13 +128,13 @@ def test_generated_c_is_warning_free_with_clang(probe_graphs, tmp_path: Path,
         pytest.fail("clang is not installed (scripts/setup.sh installs it)")
     for name, g in probe_graphs.items():
         for packing in ("2bit", "base3"):
-            g.options.update(packing=packing, kernels=kernels)
+            g.options.update(packing=packing)
             cdir = tmp_path / f"{name}-{packing}"
-            codegen.write(g, cdir)
+            codegen.write(g, cdir, kernels=kernels)
             for src in ("model.c", "weights.c", "kernels.c"):
                 proc = subprocess.run(
-                    ["clang", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                     "-c", str(cdir / src), "-o", str(cdir / f"{src}.o")],
+                    ["clang", *MODEL_STRICT, "-O2", "-c", str(cdir / src), "-o",
+                     str(cdir / f"{src}.o")],
                     capture_output=True, text=True)
                 assert proc.returncode == 0, f"{name}/{packing}/{src}: {proc.stderr}"
     for g in probe_graphs.values():

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from toolchain.firmware.board_files import board_config_header
 from toolchain.firmware.boards import load_board
-from toolchain.firmware.project import board_config_header
+from toolchain.firmware.cflags import STRICT
 from toolchain.resources import firmware_dir
 
 # A declaration-only model header (docs/c_api.md), so this test needs no converter.
@@ -62,7 +63,7 @@ def test_firmware_c_is_warning_free(tmp_path: Path, cpu: str, board: str) -> Non
     ]
     for extra in ([], ["-DSTQ_FW_FAULT_TEST=1"]):
         cmd = [
-            "arm-none-eabi-gcc", *b.cflags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+            "arm-none-eabi-gcc", *b.cflags, *STRICT, "-O2",
             "-I", str(tmp_path),
             "-I", str(firmware_dir() / "include"),
             "-I", str(firmware_dir() / "src"),
