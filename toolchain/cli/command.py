@@ -1,10 +1,12 @@
-"""One CLI sub-command: its name, one-line help, description, argument set-up and runner."""
+"""One CLI sub-command (name, help, description, argument set-up, runner) and the argument
+helpers every command shares, so one word means one thing across commands."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -14,3 +16,55 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+
+
+def shipped_boards() -> str:
+    from toolchain.firmware.boards import BOARDS_DIR
+
+    return ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.toml")))
+
+
+def add_board_arguments(p: argparse.ArgumentParser, required: bool = True,
+                        extra: str = "") -> None:
+    """--board NAME and --boards-dir DIR (a user's own board TOML files)."""
+    p.add_argument("--board", required=required, metavar="BOARD",
+                   help=f"board name: {shipped_boards()}{extra}, or a board file's name in "
+                   "--boards-dir (`stq boards` lists them)")
+    add_boards_dir_argument(p)
+
+
+def add_boards_dir_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--boards-dir", type=Path, metavar="DIR",
+                   help="a folder of your own board .toml files, searched before the shipped "
+                   "ones (or set STQ_BOARDS_DIR)")
+
+
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are off anyway when stderr is not a terminal)")
+
+
+def add_json_argument(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
