@@ -79,7 +79,8 @@ def run_build(args: argparse.Namespace) -> int:
 
 # --- stq boards --------------------------------------------------------------------------------
 
-BOARDS_DOC = """List the boards stq can build for: the shipped board files and those in --boards-dir (or
+BOARDS_DOC = """
+List the boards stq can build for: the shipped board files and those in --boards-dir (or
 STQ_BOARDS_DIR), with MCU, core, flash and RAM, and whether QEMU emulates it."""
 
 
