@@ -73,7 +73,7 @@ def run_build(args: argparse.Namespace) -> int:
     print(f"  also {result.bin.name}, {result.hex.name}, {result.map.name}; `make -C {build_dir}`")
     if args.cmake:
         print(f"  CMake project {build_dir / 'CMakeLists.txt'}: `cmake -S {build_dir} -B "
-              f"{build_dir}/cmake-build -DCMAKE_TOOLCHAIN_FILE=arm-none-eabi.cmake`")
+              f"{build_dir}/cmake-build && cmake --build {build_dir}/cmake-build`")
     return 0
 
 
