@@ -63,11 +63,16 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` on success."""
     target = Path(target)
     ensure_writable_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise StqError(f"cannot write {target}: {exc.strerror}") from None
     os.close(fd)
     readable(Path(tmp))
     try:
         yield Path(tmp)
+        if target.is_dir():
+            raise StqError(f"cannot write {target}: it is a directory")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

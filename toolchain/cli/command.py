@@ -68,3 +68,24 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def port_url(text: str) -> str:
+    """argparse type: a serial device path or a pyserial URL whose scheme pyserial knows (an
+    unknown scheme fails here, at once, not after the connection retries)."""
+    import importlib.util
+    import pkgutil
+
+    if "://" not in text:
+        return text
+    scheme = text.split("://", 1)[0].lower()
+    if scheme.isidentifier() and importlib.util.find_spec(
+            f"serial.urlhandler.protocol_{scheme}") is not None:
+        return text
+    import serial.urlhandler
+
+    known = sorted(m.name.removeprefix("protocol_") + "://" for m in
+                   pkgutil.iter_modules(serial.urlhandler.__path__)
+                   if m.name.startswith("protocol_"))
+    raise argparse.ArgumentTypeError(f"{text!r}: unknown URL scheme {scheme!r}; use a serial "
+                                     f"device (e.g. /dev/ttyACM0) or one of {', '.join(known)}")
