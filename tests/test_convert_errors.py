@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolchain.cli import main
+from toolchain.cli.main import main
 from toolchain.errors import StqError
 
 
