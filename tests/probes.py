@@ -87,9 +87,28 @@ def probe_dense() -> Any:
     ], name="probe_dense")
 
 
+def probe_flatten_first() -> Any:
+    """An MLP on images built the common way: Flatten (and a Reshape) before the input
+    quantizer, then dense layers (free in HWC order: the input tensor stays 8x8x1)."""
+    tf, qk = _qk()
+    L = tf.keras.layers
+    inp = L.Input((8, 8, 1))
+    x = L.Reshape((4, 16))(inp)
+    x = L.Flatten()(x)
+    x = qk.QActivation(INPUT_Q)(x)
+    x = qk.QDense(32, kernel_quantizer=INT8_W)(x)
+    x = L.BatchNormalization()(x)
+    x = qk.QActivation(ACT_Q)(x)
+    x = qk.QDense(24, kernel_quantizer=TERNARY)(x)
+    x = L.BatchNormalization()(x)
+    x = qk.QActivation(ACT_Q)(x)
+    x = qk.QDense(10, kernel_quantizer=INT8_W)(x)
+    return tf.keras.Model(inp, x, name="probe_flatten_first")
+
+
 PROBES: dict[str, Callable[[], Any]] = {
     "cnn": lambda: digits("stq"), "residual": probe_residual, "depthwise": probe_depthwise,
-    "dense": probe_dense,
+    "dense": probe_dense, "flatten_first": probe_flatten_first,
 }
 
 

@@ -51,6 +51,8 @@ def parse_size(text: str, what: str = "--budget") -> int:
     value = float(m.group(1)) * _UNITS[unit]
     if value != int(value):
         raise StqError(f"{what} {text!r} is not a whole number of bytes")
+    if value <= 0:
+        raise StqError(f"{what} {text!r} must be more than 0 bytes, e.g. 410KB")
     return int(value)
 
 

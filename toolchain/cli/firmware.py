@@ -16,12 +16,19 @@ from toolchain.budget.analysis import (
     checks,
     parse_size,
 )
-from toolchain.cli.command import collect
+from toolchain.cli.command import (
+    Command,
+    add_board_arguments,
+    add_boards_dir_argument,
+    add_json_argument,
+    positive_float,
+    positive_int,
+)
 from toolchain.device.qemu import QemuBoard
 from toolchain.device.text_client import StqDevice
 from toolchain.errors import StqError
-from toolchain.firmware.boards import load_board
-from toolchain.firmware.build import build
+from toolchain.firmware.boards import board_paths, load_board, load_board_file
+from toolchain.firmware.build import build, check_firmware_elf
 from toolchain.firmware.flash import TOOLS, flash_command, pick_tool, resolve_images
 
 # --- stq build ---------------------------------------------------------------------------------
@@ -34,21 +41,67 @@ A model that does not fit the board fails at link time with the region and the o
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="OUTDIR of `stq convert` or OUTDIR/model.stqa")
-    parser.add_argument("--board", required=True, help="board name (a file in boards/)")
-    parser.add_argument(
-        "-o", "--output", type=Path, default=None, help="build directory (default build/BOARD)"
-    )
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="parallel compile jobs")
+    parser.add_argument("model", type=Path, metavar="ARTIFACT_OR_OUTDIR",
+                        help="OUTDIR of `stq convert` or OUTDIR/model.stqa")
+    add_board_arguments(parser)
+    parser.add_argument("-o", "--output", type=Path, default=None, metavar="BUILD_DIR",
+                        help="build directory (default build/BOARD)")
+    parser.add_argument("-j", "--jobs", type=positive_int, default=2,
+                        help="parallel compile jobs")
+    parser.add_argument("--cmake", action="store_true",
+                        help="also write a CMake project (CMakeLists.txt + arm-none-eabi "
+                        "toolchain file) that builds the same ELF (docs/firmware.md)")
+    add_json_argument(parser, "the build result")
 
 
 def run_build(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     build_dir = args.output or Path("build") / board.name
-    result = build(args.model, board, build_dir, jobs=args.jobs)
+    result = build(args.model, board, build_dir, jobs=args.jobs, cmake=args.cmake)
+    if args.json:
+        print(json.dumps({
+            "board": board.name, "mcu": board.mcu, "build_id": result.build_id,
+            "elf": str(result.elf), "bin": str(result.bin), "hex": str(result.hex),
+            "map": str(result.map), "build_dir": str(build_dir),
+            "cmake": str(build_dir / "CMakeLists.txt") if args.cmake else None,
+            "usage": {k: {"used": u, "size": n} for k, (u, n) in result.usage.items()},
+        }, indent=2))
+        return 0
     print(f"built {result.elf} for {board.name} ({board.mcu}), build id {result.build_id}")
     print(f"  {result.summary()}")
     print(f"  also {result.bin.name}, {result.hex.name}, {result.map.name}; `make -C {build_dir}`")
+    if args.cmake:
+        print(f"  CMake project {build_dir / 'CMakeLists.txt'}: `cmake -S {build_dir} -B "
+              f"{build_dir}/cmake-build && cmake --build {build_dir}/cmake-build`")
+    return 0
+
+
+# --- stq boards --------------------------------------------------------------------------------
+
+BOARDS_DOC = """
+List the boards stq can build for: the shipped board files and those in --boards-dir (or
+STQ_BOARDS_DIR), with MCU, core, flash and RAM, and whether QEMU emulates it."""
+
+
+def add_boards_arguments(parser: argparse.ArgumentParser) -> None:
+    add_boards_dir_argument(parser)
+    add_json_argument(parser, "the board list")
+
+
+def run_boards(args: argparse.Namespace) -> int:
+    rows = []
+    for name, path in board_paths().items():
+        b = load_board_file(path)
+        rows.append({"name": name, "mcu": b.mcu, "core": b.core, "flash_bytes": b.flash.length,
+                     "ram_bytes": b.ram.length, "emulated": b.emulated,
+                     "description": b.description, "path": str(path)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        emu = "QEMU" if r["emulated"] else "real"
+        print(f"{r['name']:<18} {r['mcu']:<14} {r['core']:<11} flash {r['flash_bytes']:>8,} B  "
+              f"RAM {r['ram_bytes']:>7,} B  {emu:<4}  {r['description']}")
     return 0
 
 
@@ -60,7 +113,7 @@ Program a board with the first installed tool of st-flash, OpenOCD and pyOCD (or
 
 
 def add_flash_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--board", required=True, help="board name (a file in boards/)")
+    add_board_arguments(parser)
     parser.add_argument("--elf", type=Path, default=None, help="firmware ELF from `stq build`")
     parser.add_argument("--bin", type=Path, default=None, help="firmware BIN from `stq build`")
     parser.add_argument(
@@ -102,35 +155,60 @@ Run firmware on an emulated board (QEMU): boot it, say hello over the UART and, 
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--board", required=True, help="an emulated board, e.g. netduinoplus2")
+    add_board_arguments(parser, extra=" (an emulated one, e.g. netduinoplus2)")
     parser.add_argument("--elf", type=Path, required=True, help="firmware ELF from `stq build`")
-    parser.add_argument("--timeout", type=float, default=120.0, help="wall-time limit (s)")
-    parser.add_argument("--input", type=Path, default=None, help="raw input bytes to run once")
+    parser.add_argument("--timeout", type=positive_float, default=120.0,
+                        help="wall-time limit, seconds")
+    parser.add_argument("--input", type=Path, default=None,
+                        help="file of raw input bytes (the model's integer input) to run once")
     parser.add_argument("--profile", action="store_true", help="also print per-layer costs")
+    add_json_argument(parser, "device info, cost and output")
 
 
 def run_run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     if not board.emulated:
         raise StqError(f"board {board.name} is not emulated: use `stq flash` and a serial port")
+    check_firmware_elf(args.elf)
+    data = None
+    if args.input is not None:
+        try:
+            data = args.input.read_bytes()
+        except OSError as exc:
+            raise StqError(f"cannot read --input {args.input}: {exc.strerror}") from None
+    result: dict[str, object] = {}
     with QemuBoard(args.elf, board.qemu_machine, timeout=args.timeout) as qemu:
         with StqDevice.open(qemu.port_url, timeout=min(60.0, args.timeout)) as dev:
             info = dev.hello()
-            print(
-                f"{info.board}: model {info.model} hash {info.hash[:16]} in {info.input_bytes} B "
-                f"out {info.output_bytes} B arena {info.arena_bytes} B build {info.build}"
-            )
-            if args.input is not None:
-                out, cost = dev.infer(args.input.read_bytes())
-                print(f"cost: {cost.ticks} ticks, {cost.instructions} instructions")
-                print(f"output: {out.hex()}")
+            result["device"] = {"board": info.board, "model": info.model, "hash": info.hash,
+                                "input_bytes": info.input_bytes,
+                                "output_bytes": info.output_bytes,
+                                "arena_bytes": info.arena_bytes, "build": info.build}
+            if not args.json:
+                print(f"{info.board}: model {info.model} hash {info.hash[:16]} in "
+                      f"{info.input_bytes} B out {info.output_bytes} B arena {info.arena_bytes} B"
+                      f" build {info.build}")
+            if data is not None:
+                if len(data) != info.input_bytes:
+                    raise StqError(f"--input {args.input} is {len(data)} bytes; the model on "
+                                   f"the device takes {info.input_bytes}")
+                out, cost = dev.infer(data)
+                result.update(output=out.hex(), ticks=cost.ticks, instructions=cost.instructions)
+                if not args.json:
+                    print(f"cost: {cost.ticks} ticks, {cost.instructions} instructions")
+                    print(f"output: {out.hex()}")
                 if args.profile:
-                    for layer in dev.profile():
-                        print(f"  {layer.index:3d} {layer.name:24s} {layer.instructions} instr")
+                    layers = dev.profile()
+                    result["profile"] = [{"index": la.index, "name": la.name,
+                                          "instructions": la.instructions} for la in layers]
+                    for la in layers if not args.json else []:
+                        print(f"  {la.index:3d} {la.name:24s} {la.instructions} instr")
             dev.quit()
         code = qemu.wait(10.0)
     if code not in (0, None):
         raise StqError(f"QEMU exited with code {code}")
+    if args.json:
+        print(json.dumps(result, indent=2))
     return 0
 
 
@@ -147,8 +225,8 @@ exact symbol sizes) and code, stack and runtime come from it. Exit code 1 when o
 def add_budget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, metavar="ARTIFACT_OR_OUTDIR",
                    help="OUTDIR of `stq convert` or OUTDIR/model.stqa")
-    p.add_argument("--board", default=None, help="board name (a file in boards/); with --elf "
-                   "the board the firmware was built for is the default")
+    add_board_arguments(p, required=False, extra=" (with --elf the default is the board the "
+                        "firmware was built for)")
     p.add_argument("--budget", default=DEFAULT_BUDGET,
                    help="model footprint budget, e.g. 410KB (x1000), 400KiB (x1024), 0.5MB, "
                    "1024 (bytes); default %(default)s")
@@ -172,8 +250,6 @@ def run_budget(args: argparse.Namespace) -> int:
         if board is None:
             board = load_board(elf.board) if elf.board else None
         if board is None:
-            from toolchain.errors import StqError
-
             raise StqError(f"--elf {args.elf} does not name its board; pass --board NAME")
         reconcile(b, elf, board, args.elf.with_suffix(".map"))
     results = checks(b, limit, board)
@@ -195,8 +271,15 @@ def run_budget(args: argparse.Namespace) -> int:
     return 0
 
 
-BUILD_HELP = "firmware + model -> ELF/BIN/HEX for a board"
-FLASH_HELP = "program a board (st-flash / openocd / pyocd)"
-RUN_HELP = "run firmware on an emulated board (QEMU)"
-BUDGET_HELP = "per-layer flash/RAM, arena plan, board and budget"
-COMMANDS = collect(globals(), "build", "flash", "run", "budget")
+COMMANDS = [
+    Command("build", "firmware + model -> ELF/BIN/HEX for a board",
+            BUILD_DOC, add_build_arguments, run_build),
+    Command("boards", "list the boards (shipped and --boards-dir)",
+            BOARDS_DOC, add_boards_arguments, run_boards),
+    Command("flash", "program a board (st-flash / openocd / pyocd)",
+            FLASH_DOC, add_flash_arguments, run_flash),
+    Command("run", "run firmware on an emulated board (QEMU)",
+            RUN_DOC, add_run_arguments, run_run),
+    Command("budget", "per-layer flash/RAM, arena plan, board and budget",
+            BUDGET_DOC, add_budget_arguments, run_budget),
+]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.cli.command import collect
+from toolchain.cli.command import add_json_argument, collect
 from toolchain.errors import StqError
 from toolchain.ir.packing import SCHEMES
 
@@ -20,14 +20,16 @@ Convert a trained QKeras model (.h5, .keras or SavedModel) into the integer arti
 
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="QKeras model file (.h5 / .keras) or SavedModel directory")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    p.add_argument("model", metavar="MODEL", help="QKeras model file (.h5 / .keras) or "
+                   "SavedModel directory")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="output directory (model.stqa, c/, convert.json)")
     p.add_argument("--packing", choices=SCHEMES, default="2bit",
                    help="ternary weight packing: 2bit (4 per byte) or base3 (5 per byte)")
     p.add_argument("--kernels", choices=("optimized", "reference"), default="optimized",
-                   help="C kernels: optimized (DSP conv where available, default) or the "
-                   "reference loops only")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+                   help="C kernels: optimized (DSP conv where available) or the reference "
+                   "loops only")
+    add_json_argument(p, "the summary")
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -57,10 +59,13 @@ save the integer outputs (and top-1)."""
 
 
 def add_reference_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("artifact", help="model.stqa (or the directory holding it)")
-    p.add_argument("--inputs", required=True, help=".npy of integer inputs, shape (N, *input)")
-    p.add_argument("-o", "--output", help="write the outputs to this .npy")
-    p.add_argument("--json", action="store_true", help="print outputs and top-1 as JSON")
+    p.add_argument("artifact", metavar="ARTIFACT_OR_OUTDIR",
+                   help="OUTDIR of `stq convert` or OUTDIR/model.stqa")
+    p.add_argument("--inputs", required=True, help=".npy of integer inputs, shape (N, *input) "
+                   "or one input of the input's shape")
+    p.add_argument("-o", "--output", metavar="OUTPUTS.npy", help="write the integer outputs "
+                   "(N, outputs) to this .npy (without it they are printed as JSON)")
+    add_json_argument(p, "outputs and top-1 (also with -o)")
 
 
 def run_reference(args: argparse.Namespace) -> int:
@@ -72,9 +77,14 @@ def run_reference(args: argparse.Namespace) -> int:
         xs = np.load(args.inputs, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise StqError(f"cannot read inputs {args.inputs}: {exc}") from None
-    shape = g.tensors[g.input].shape
+    shape = tuple(g.tensors[g.input].shape)
     if xs.shape == shape:
         xs = xs[None]
+    if xs.ndim != len(shape) + 1 or tuple(xs.shape[1:]) != shape:
+        raise StqError(f"inputs {args.inputs} have shape {xs.shape}; the model takes (N, "
+                       f"{', '.join(map(str, shape))}) or one input of shape {shape}")
+    if len(xs) == 0:
+        raise StqError(f"inputs {args.inputs} hold no input (shape {xs.shape}); give N >= 1")
     ys = reference.predict(g, xs)
     if args.output:
         with atomic_path(Path(args.output)) as tmp:

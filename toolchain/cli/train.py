@@ -6,8 +6,13 @@ import argparse
 import json
 from dataclasses import asdict
 
-from toolchain.cli.command import collect
-from toolchain.errors import StqError
+from toolchain.cli.command import (
+    add_json_argument,
+    add_progress_argument,
+    collect,
+    positive_float,
+    positive_int,
+)
 
 # --- stq train ---------------------------------------------------------------------------------
 
@@ -28,22 +33,27 @@ def _jr_layer(text: str) -> tuple[str, float]:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from toolchain.training import zoo
+    from toolchain.training.datasets import DATASETS
     from toolchain.training.train import DEFAULT_JR_LAMBDA, TrainConfig
 
     d = TrainConfig()
-    p.add_argument("--model", default=d.model, help=f"zoo model: {', '.join(zoo.MODELS)}")
-    p.add_argument("--variant", default=d.variant, help=f"one of {', '.join(zoo.VARIANTS)}")
-    p.add_argument("--dataset", help="digits, cifar10, svhn, speech_commands (default: the "
-                   "model's own)")
+    p.add_argument("--model", default=d.model, choices=tuple(zoo.MODELS), help="zoo model")
+    p.add_argument("--variant", default=d.variant, choices=zoo.VARIANTS,
+                   help="fp (float), int8, stq (stochastic ternary) or stq-jr (with Jacobian "
+                   "regularization)")
+    p.add_argument("--dataset", choices=tuple(DATASETS),
+                   help="dataset to train on (default: the model's own)")
     p.add_argument("--data-dir", help="folder (or archive) of a local dataset; nothing is "
                    "downloaded")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="training epochs")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="examples per training step")
+    p.add_argument("--learning-rate", type=positive_float, default=d.learning_rate,
+                   help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights, order)")
     p.add_argument("--jr-lambda", type=float, help=f"Jacobian regularization strength "
                    f"(default {DEFAULT_JR_LAMBDA} for stq-jr, 0 otherwise)")
-    p.add_argument("--jr-projections", type=int, default=d.jr_projections,
+    p.add_argument("--jr-projections", type=positive_int, default=d.jr_projections,
                    help="random projections per step")
     p.add_argument("--jr-layer", action="append", type=_jr_layer, default=[],
                    metavar="NAME[=WEIGHT]", help="also regularize this layer's output "
@@ -52,23 +62,23 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="train stochastic_ternary deterministically (as plain Keras fit does)")
     p.add_argument("--float-edges", action="store_true",
                    help="ternary first and last layers too (default: int8)")
-    p.add_argument("--limit", type=int, help="use at most N training examples")
-    p.add_argument("-o", "--output", default="out/train", metavar="OUTDIR")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--limit", type=positive_int, help="use at most N training examples")
+    p.add_argument("-o", "--output", default="out/train", metavar="OUTDIR",
+                   help="folder for the model (.h5), its per-epoch log (.csv) and summary")
+    add_progress_argument(p)
+    add_json_argument(p, "the training result")
 
 
 def run_train(args: argparse.Namespace) -> int:
     from toolchain.training.train import TrainConfig, train
 
-    if args.limit is not None and args.limit < 1:
-        raise StqError("--limit must be >= 1")
     cfg = TrainConfig(model=args.model, variant=args.variant, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, seed=args.seed,
                       jr_lambda=args.jr_lambda, jr_projections=args.jr_projections,
                       jr_layers=dict(args.jr_layer), stochastic=not args.no_stochastic,
                       int8_edges=not args.float_edges, limit=args.limit)
-    r = train(cfg, args.output, progress=not args.json)
+    r = train(cfg, args.output, progress=not args.json, bars=not args.no_progress)
     if args.json:
         print(json.dumps(asdict(r)))
     else:

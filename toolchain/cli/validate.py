@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from toolchain.cli.command import collect
+from toolchain.cli.command import (
+    add_board_arguments,
+    add_json_argument,
+    add_progress_argument,
+    collect,
+    port_url,
+    positive_float,
+    positive_int,
+)
+from toolchain.firmware.boards import load_board
+from toolchain.training.datasets import DATASETS
 
 # --- stq validate ------------------------------------------------------------------------------
 
@@ -19,36 +30,48 @@ host/device mismatch."""
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--board", required=True,
-                   help="netduinoplus2 (QEMU), virtual (host build over a pty), or the board "
-                        "flashed behind --port")
-    p.add_argument("--port", help="serial port or pyserial URL (/dev/ttyACM0, socket://H:P)")
+    add_board_arguments(p, extra=", virtual (the host build over a pty), or the board flashed "
+                        "behind --port")
+    p.add_argument("--port", type=port_url, help="serial port or pyserial URL of a flashed "
+                   "board (/dev/ttyACM0, socket://HOST:PORT, rfc2217://HOST:PORT)")
     p.add_argument("--artifact", type=Path, default=Path("out/digits"),
-                   help="OUTDIR of `stq convert` (default out/digits)")
-    p.add_argument("--dataset", default="digits", help="test split to run (default digits)")
-    p.add_argument("--inputs", type=Path, help=".npy of integer inputs (N, *input shape)")
-    p.add_argument("--limit", type=int, help="only the first N inputs")
+                   metavar="ARTIFACT_OR_OUTDIR", help="OUTDIR of `stq convert` (or its "
+                   "model.stqa)")
+    p.add_argument("--dataset", default="digits", choices=tuple(DATASETS),
+                   help="test split to run (unless --inputs)")
+    p.add_argument("--inputs", type=Path, help=".npy of integer inputs (N, *input shape) "
+                   "instead of a dataset")
+    p.add_argument("--limit", type=positive_int, help="only the first N inputs (default: all)")
     p.add_argument("--model", type=Path, help="QKeras .h5: also compare with the float model")
-    p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
-    p.add_argument("--timeout", type=float, help="seconds to wait for each reply")
+    p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board (default: "
+                   "built from --artifact)")
+    p.add_argument("--timeout", type=positive_float, help="seconds to wait for each reply "
+                   "(default: per board)")
     p.add_argument("--restart", action="store_true", help="discard earlier results in OUT")
-    p.add_argument("-o", "--output", type=Path, default=Path("out/validate"),
-                   help="report directory (default out/validate)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", type=Path, default=Path("out/validate"), metavar="OUT",
+                   help="report directory")
+    add_progress_argument(p)
+    add_json_argument(p, "the summary")
 
 
 def run_validate(args: argparse.Namespace) -> int:
     from toolchain.validate.run import ValidateConfig, env_progress_default, validate
 
+    if args.board != "virtual" and args.port is None:
+        load_board(args.board)  # an unknown board fails now, listing the known ones
     cfg = ValidateConfig(
         board=args.board, artifact=args.artifact, out_dir=args.output, port=args.port,
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
-        progress=not args.no_progress and env_progress_default(),
+        progress=not args.no_progress and not args.json and env_progress_default(),
     )
     s = validate(cfg)
-    print(f"validate: {s['bit_exact']}/{s['validated']} bit-exact, top-1 agreement "
-          f"{s['top1_agreement']:.4f}; report {args.output / 'summary.md'}")
+    if args.json:
+        print(json.dumps(s, indent=2, default=str))
+    else:
+        print(f"validate: {s['bit_exact']}/{s['validated']} bit-exact, top-1 agreement "
+              f"{s['top1_agreement']:.4f} (n={s['validated']}); report "
+              f"{args.output / 'summary.md'}")
     if s["mismatches"]:
         fm = s["first_mismatch"]
         print(f"stq validate: {s['mismatches']} mismatches; first: input {fm['i']}: device "

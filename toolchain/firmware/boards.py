@@ -18,7 +18,8 @@ from typing import Any
 from toolchain.errors import StqError
 from toolchain.resources import boards_dir
 
-BOARDS_DIR = Path(os.environ.get("STQ_BOARDS_DIR", "") or boards_dir())
+BOARDS_DIR = boards_dir()  # the shipped boards
+BOARDS_ENV = "STQ_BOARDS_DIR"  # a user's own board files (also `--boards-dir DIR`)
 
 FAMILIES = ("f4", "l4", "h7", "u5")
 CPUS = ("cortex-m4", "cortex-m7", "cortex-m33")
@@ -150,9 +151,36 @@ class _Fields:
         return value
 
 
+def user_boards_dir() -> Path | None:
+    """The user's board directory (``--boards-dir`` / STQ_BOARDS_DIR), or None."""
+    value = os.environ.get(BOARDS_ENV, "")
+    if not value:
+        return None
+    d = Path(value)
+    if not d.is_dir():
+        raise StqError(f"boards directory {d} (--boards-dir / {BOARDS_ENV}) is not a directory")
+    return d
+
+
+def _search_dirs(boards_dir: Path | None) -> list[Path]:
+    if boards_dir is not None:
+        return [boards_dir]
+    user = user_boards_dir()
+    return [user, BOARDS_DIR] if user is not None else [BOARDS_DIR]
+
+
 def known_boards(boards_dir: Path | None = None) -> list[str]:
-    d = boards_dir or BOARDS_DIR
-    return sorted(p.stem for p in d.glob("*.toml"))
+    """Board names: the user's (--boards-dir) and the shipped ones."""
+    return sorted({p.stem for d in _search_dirs(boards_dir) for p in d.glob("*.toml")})
+
+
+def board_paths(boards_dir: Path | None = None) -> dict[str, Path]:
+    """name -> board file; a user's board file shadows a shipped one of the same name."""
+    found: dict[str, Path] = {}
+    for d in _search_dirs(boards_dir):
+        for p in sorted(d.glob("*.toml")):
+            found.setdefault(p.stem, p)
+    return dict(sorted(found.items()))
 
 
 def load_board_file(path: Path) -> Board:
@@ -218,9 +246,12 @@ def load_board_file(path: Path) -> Board:
 
 def load_board(name: str, boards_dir: Path | None = None) -> Board:
     """Load a board by name (the file stem), or raise StqError listing the known boards."""
-    d = boards_dir or BOARDS_DIR
-    path = d / f"{name}.toml"
-    if not path.is_file():
-        known = ", ".join(known_boards(d)) or "(none)"
-        raise StqError(f"unknown board '{name}'; known boards: {known}")
-    return load_board_file(path)
+    known = board_paths(boards_dir)
+    listing = ", ".join(known) or "(none)"
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name.endswith(".toml"):
+        raise StqError(f"board '{name}' is not a board name (known boards: {listing}); for a "
+                       f"board file of your own pass --boards-dir DIR and its name")
+    if name not in known:
+        raise StqError(f"unknown board '{name}'; known boards: {listing} (your own board files: "
+                       f"--boards-dir DIR)")
+    return load_board_file(known[name])

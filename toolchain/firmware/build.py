@@ -17,13 +17,16 @@ from pathlib import Path
 
 from toolchain.errors import StqError
 from toolchain.firmware.boards import Board
+from toolchain.firmware.cmake import cmake_files
 from toolchain.firmware.project import (
     CROSS,
     MODEL_HEADERS,
     MODEL_SOURCES_REQUIRED,
     TARGET,
+    _write_if_changed,
     generate_project,
 )
+from toolchain.fsutil import ensure_writable_dir
 
 _OVERFLOW_RE = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
 
@@ -46,8 +49,20 @@ class BuildResult:
         return ", ".join(parts)
 
 
-
-
+def check_firmware_elf(path: Path) -> None:
+    """A 32-bit ARM ELF executable, or StqError naming the file and what it is instead."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError as exc:
+        raise StqError(f"cannot read firmware {path}: {exc.strerror} (run `stq build` first)"
+                       ) from None
+    if head[:4] != b"\x7fELF":
+        raise StqError(f"firmware {path} is not an ELF file (expected firmware.elf from "
+                       "`stq build`)")
+    if head[4] != 1 or int.from_bytes(head[18:20], "little") != 40:  # ELFCLASS32, EM_ARM
+        raise StqError(f"firmware {path} is an ELF file but not for a 32-bit ARM "
+                       "microcontroller (expected firmware.elf from `stq build`)")
 def resolve_model_dir(path: Path) -> Path:
     """ARTIFACT (OUTDIR/model.stqa) or OUTDIR or OUTDIR/c -> the directory holding model.h."""
     from toolchain.ir.outdir import C_DIR
@@ -67,18 +82,6 @@ def resolve_model_dir(path: Path) -> Path:
     return candidate
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def build(
     model_path: Path,
     board: Board,
@@ -88,19 +91,24 @@ def build(
     extra_cflags: str = "",
     extra_model_dirs: tuple[Path, ...] = (),
     app: dict[str, bytes] | None = None,
+    cmake: bool = False,
 ) -> BuildResult:
     """Generate the project and run make; raise StqError with one line on any failure.
 
     ``extra_cflags`` is passed as make's EXTRA_CFLAGS (e.g. ``-DSTQ_FW_FAULT_TEST=1``);
-    ``extra_model_dirs`` and ``app`` as toolchain.firmware.project.generate_project takes them."""
+    ``extra_model_dirs`` and ``app`` as toolchain.firmware.project.generate_project takes them;
+    with ``cmake`` a CMakeLists.txt and toolchain file that build the same ELF are written too."""
     model_dir = resolve_model_dir(model_path)
     if shutil.which(f"{CROSS}gcc") is None:
         raise StqError(
             f"{CROSS}gcc not found on PATH (install gcc-arm-none-eabi: scripts/setup.sh)"
         )
-    build_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(build_dir)
     build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags,
                                 tuple(extra_model_dirs), app)
+    if cmake:
+        for name, text in cmake_files(build_dir, board, opt, extra_cflags).items():
+            _write_if_changed(build_dir / name, text.encode())
     proc = subprocess.run(
         [
             "make",

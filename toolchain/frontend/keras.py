@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import StqError
+from toolchain.frontend import keras_compat as compat
 from toolchain.frontend.lowering import Lowering, Raw, Value
 from toolchain.frontend.registry import HANDLERS, supported_layers
 from toolchain.ir.graph import Graph
 
 
 def load_keras_model(path: str | os.PathLike) -> Any:
-    """Load a .h5 / .keras / SavedModel with the QKeras custom objects."""
+    """Load a .h5 / .keras / SavedModel with the QKeras custom objects; an .h5 from a newer
+    tf-keras (2.16-2.21) is read through its translated config (frontend/keras_compat.py)."""
     p = Path(path)
     if not p.exists():
         raise StqError(f"model file {p} does not exist")
@@ -27,12 +29,16 @@ def load_keras_model(path: str | os.PathLike) -> Any:
 
     custom: dict[str, Any] = {}
     _add_supported_quantized_objects(custom)
+    version = compat.writer_version(p)
     try:
+        if p.suffix == ".h5" and compat.needs_translation(version):
+            return compat.load_translated_h5(p, custom)
         return tf.keras.models.load_model(str(p), custom_objects=custom, compile=False)
     except Exception as exc:  # noqa: BLE001 - any loader failure means an unreadable model
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StqError(f"cannot load model {p}: {first[:300]} (expected a Keras .h5, .keras or "
-                       "SavedModel directory saved with QKeras layers)") from None
+        wrote = f"written by Keras {version}" if version else "no Keras version recorded"
+        raise StqError(f"cannot load model {p} ({wrote}): {first[:200]}; stq reads "
+                       f"{compat.READS}") from None
 
 
 def _connectivity(model: Any) -> tuple[list[Any], dict[str, list[str]], list[str], str]:

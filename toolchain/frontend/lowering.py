@@ -7,7 +7,9 @@ A Keras tensor becomes one of three values:
 * :class:`Pending`: the integer accumulator of a conv / dense / pooling / add node whose real
   value is ``sum_i a_i[c] * acc_i + b[c]``: batch norm folds into ``a``/``b``, a residual add
   appends an input, and the next quantizer turns it into requantization parameters;
-* :class:`Raw`: the float model input, before its input quantizer.
+* :class:`Raw`: the float model input, before its input quantizer, possibly viewed with
+  another shape (a Flatten / Reshape before the quantizer is free in HWC order too: the input
+  tensor keeps the model's input shape, the quantized value is a view of it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from toolchain.ir.requant import requant_params
 
 @dataclass
 class Raw:
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # the current view
+    input_shape: tuple[int, ...] = ()  # the model input's own shape (default: ``shape``)
+
+    def __post_init__(self) -> None:
+        if not self.input_shape:
+            self.input_shape = tuple(self.shape)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from toolchain.codegen import writer as codegen
 from toolchain.codegen.selection import KERNELS
 from toolchain.errors import StqError
 from toolchain.frontend.keras import convert_model, load_keras_model
-from toolchain.fsutil import ensure_writable_dir
+from toolchain.fsutil import ensure_writable_dir, output_dir
 from toolchain.ir import artifact
 from toolchain.ir.graph import Graph
 from toolchain.ir.outdir import ARTIFACT_NAME
@@ -70,8 +70,10 @@ def convert(model_path: str | os.PathLike, outdir: str | os.PathLike,
     if kernels not in KERNELS:
         raise StqError(f"--kernels {kernels!r} is not one of {', '.join(KERNELS)}")
     out = Path(outdir)
-    ensure_writable_dir(out)  # fail on an unwritable output before the slow model load
-    model = load_keras_model(model_path)
-    g = convert_model(model, name=Path(model_path).stem)
-    g.options["packing"] = packing
-    return convert_graph(g, out, kernels)
+    # fail on an unwritable output before the slow model load; a failed convert removes the
+    # folders it created
+    with output_dir(out):
+        model = load_keras_model(model_path)
+        g = convert_model(model, name=Path(model_path).stem)
+        g.options["packing"] = packing
+        return convert_graph(g, out, kernels)

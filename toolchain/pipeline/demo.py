@@ -35,18 +35,19 @@ class DemoConfig:
     attack_limit: int = 10
     budget: str = "410KB"
     packing: str = "2bit"
+    progress: bool = True  # progress bars (on a terminal only: toolchain/progress.py)
 
 
 def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
     from toolchain.training import train as training
 
     out = Path(cfg.out)
-    st = Stages(out, log, STAGES)
+    st = Stages(out, log, STAGES, progress=cfg.progress)
     tcfg = training.TrainConfig(model="digits", variant="stq-jr", dataset=cfg.dataset,
                                 data_dir=cfg.data_dir, epochs=cfg.epochs)
 
     def train_one(tc: training.TrainConfig) -> dict[str, Any]:
-        r = training.train(tc, out / "train", progress=False)
+        r = training.train(tc, out / "train", progress=False, bars=cfg.progress)
         return {**asdict(r), "files": [r.model_path]}
 
     if cfg.model is None:
@@ -155,7 +156,7 @@ def _validate(cfg: DemoConfig, model_dir: Path, model_path: Path, elf: Path,
 
     s = validate(ValidateConfig(board=cfg.board, artifact=model_dir, out_dir=out, port=cfg.port,
                                 dataset=cfg.dataset, limit=cfg.validate_limit, model=model_path,
-                                elf=elf, progress=False))
+                                elf=elf, progress=cfg.progress))
     if s["mismatches"]:
         fm = s["first_mismatch"]
         raise StqError(f"device and host differ on {s['mismatches']} of {s['validated']} "

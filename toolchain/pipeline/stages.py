@@ -30,9 +30,12 @@ def file_hash(path: str | Path) -> str:
 
 class Stages:
     def __init__(self, out: Path, log: Callable[[str], None] = print,
-                 total: int | None = None) -> None:
+                 total: int | None = None, progress: bool = False) -> None:
+        from toolchain.progress import bar, write
+
         self.cache = Path(out) / ".stq-cache"
-        self.log = log
+        self.bar = bar(total, "demo", progress, unit="stage")
+        self.log = (lambda line: write(line, self.bar)) if log is print else log
         self.total = total
         self.count = 0
         self.timings: dict[str, float] = {}
@@ -52,6 +55,7 @@ class Stages:
                 self.timings[name] = 0.0
                 self.cached[name] = True
                 self.log(f"{tag} {title}: reused (inputs unchanged)")
+                self.bar.update(1)
                 return saved["result"]
         self.log(f"{tag} {title} ...")
         start = time.perf_counter()
@@ -61,4 +65,5 @@ class Stages:
         self.cache.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps({"key": key, "result": result}, indent=1, default=str))
         self.log(f"{tag} {title}: done in {self.timings[name]:.1f} s")
+        self.bar.update(1)
         return result

@@ -82,10 +82,14 @@ def build_model(cfg: TrainConfig, input_shape: tuple[int, ...], classes: int) ->
 
 
 def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True,
-          dataset: datasets.Dataset | None = None) -> TrainResult:
-    """Train and save; ``dataset`` overrides loading ``cfg.dataset`` (benchmarks, tests)."""
+          dataset: datasets.Dataset | None = None, bars: bool | None = None) -> TrainResult:
+    """Train and save; ``dataset`` overrides loading ``cfg.dataset`` (benchmarks, tests).
+
+    ``progress`` prints one line per epoch; ``bars`` (default: ``progress``) draws a tqdm bar of
+    the steps of each epoch on a terminal (toolchain/progress.py)."""
     import tensorflow as tf
 
+    from toolchain.progress import bar as progress_bar
     from toolchain.training.jacobian import pre_softmax, projection_estimate
 
     cfg = cfg.resolved()
@@ -153,8 +157,8 @@ def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True,
         writer.writeheader()
         for epoch in range(1, cfg.epochs + 1):
             order = rng.permutation(len(xtr))
-            bar = tf.keras.utils.Progbar(steps, verbose=1 if progress else 0,
-                                         stateful_metrics=["loss", "jr"])
+            bar = progress_bar(steps, f"epoch {epoch}/{cfg.epochs}",
+                               progress if bars is None else bars, unit="step")
             tot_loss = tot_jr = tot_correct = 0.0
             for s in range(steps):
                 idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
@@ -164,7 +168,9 @@ def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True,
                 tot_loss += float(loss) * len(idx)
                 tot_jr += float(jr) * len(idx)
                 tot_correct += float(correct)
-                bar.update(s + 1, [("loss", float(loss)), ("jr", float(jr))])
+                bar.set_postfix(loss=f"{float(loss):.4f}", jr=f"{float(jr):.3g}", refresh=False)
+                bar.update(1)
+            bar.close()
             test_acc = evaluate(ds.x_test, ds.y_test)
             row = {"epoch": epoch, "loss": tot_loss / len(xtr), "jr": tot_jr / len(xtr),
                    "train_accuracy": tot_correct / len(xtr), "test_accuracy": test_acc,

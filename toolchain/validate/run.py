@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,20 +138,18 @@ def _prepare_out(cfg: ValidateConfig, meta: dict) -> list[dict]:
 
 
 class Progress:
+    """A tqdm bar of inferences (toolchain.progress: drawn only on a terminal)."""
+
     def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.total, self.start_done, self.enabled = total, done, enabled
-        self.t0 = self.last = time.monotonic()
+        from toolchain.progress import bar
+
+        self.bar = bar(total, "validate", enabled, initial=done, unit="inf")
 
     def update(self, done: int, retries: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < 0.2):
-            return
-        self.last = now
-        rate = (done - self.start_done) / max(now - self.t0, 1e-9)
-        width = 30
-        fill = int(width * done / max(self.total, 1))
-        print(f"\r[validate] [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total} "
-              f"{rate:7.1f} inf/s, {retries} retries", end="", file=sys.stderr, flush=True)
+        self.bar.set_postfix(retries=retries, refresh=False)
+        self.bar.update(done - self.bar.n)
+        if force:
+            self.bar.close()
 
 
 def _out_dtype(g: Graph) -> np.dtype:
@@ -218,8 +215,6 @@ def _run_device(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np
             f.flush()
             progress.update(i + 1, link.stats.retries)
     progress.update(n, link.stats.retries, force=True)
-    if cfg.progress:
-        print(file=sys.stderr)
     seconds = time.monotonic() - t0
     return {"inferences": n - start, "seconds": seconds,
             "inferences_per_s": (n - start) / max(seconds, 1e-9),

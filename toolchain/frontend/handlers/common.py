@@ -70,7 +70,7 @@ def _apply_quantizer(low: Lowering, layer: str, value: Value, fmt: ActFormat) ->
     if isinstance(value, Raw):
         if low.input is not None:
             raise StqError(f"layer '{layer}': the model input is quantized twice")
-        t = low.new_tensor("input", value.shape, fmt.qmin, fmt.qmax, fmt.step)
+        t = low.new_tensor("input", value.input_shape, fmt.qmin, fmt.qmax, fmt.step)
         low.input = t.name
         low.input_format = fmt.to_json()
         return Quant(t.name, value.shape)

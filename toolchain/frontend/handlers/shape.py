@@ -9,7 +9,7 @@ from toolchain.errors import StqError
 from toolchain.frontend.handlers.common import (
     _one,
 )
-from toolchain.frontend.lowering import Lowering, Pending, Quant, Value, _hwc
+from toolchain.frontend.lowering import Lowering, Pending, Quant, Raw, Value, _hwc
 from toolchain.frontend.registry import handles
 
 
@@ -30,7 +30,8 @@ def reshape(low: Lowering, layer: Any, args: list[Value]) -> Value:
         value.post.append(("reshape", {"shape": shape}))
         value.shape = shape
         return value
-    raise StqError(f"layer '{layer.name}' reshapes the float model input; quantize it first")
+    # the float input, before its quantizer: a view of the model input (free in HWC order)
+    return Raw(shape, value.input_shape)
 
 
 @handles("ZeroPadding2D")
