@@ -56,7 +56,7 @@ def accuracy_png(results: list[dict], norm: str = "linf") -> bytes:
 def convergence_png(results: list[dict]) -> bytes:
     """Accuracy at half and at the full budget of every attack and epsilon."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False,
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 5.0), squeeze=False,
                              sharey=True)
     for ax, res in zip(axes[0], results, strict=True):
         for r in res["rows"]:
@@ -70,7 +70,7 @@ def convergence_png(results: list[dict]) -> bytes:
         ax.set_xlim(0.4, 1.1)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="upper right", ncol=2)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     axes[0][0].set_ylabel("robust accuracy (dotted: not converged)")
     return _png(fig)
 
