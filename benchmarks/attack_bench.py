@@ -3,11 +3,12 @@
 Queries per second (one query = one input) of every oracle of ``toolchain.oracles`` on digits
 test images: the NumPy reference, the host-compiled C (one process per batch), the virtual board
 (the firmware's protocol code on a pty) and QEMU netduinoplus2 (firmware built with
-``stq build``; the UART model is the bottleneck). With --full it also times the six-attack
-evaluation of the model (``stq attack`` defaults: 20 images) against the virtual board.
+``stq build``; the UART model is the bottleneck). With --full it also times the default
+evaluation of the model (``stq attack`` defaults at ``--budget``, 20 images) against the
+virtual board.
 
     .venv/bin/python benchmarks/attack_bench.py OUTDIR [--model M.h5] [--queries 200]
-        [--qemu-queries 40] [--full] [--json out.json]
+        [--qemu-queries 40] [--full] [--budget quick|standard|thorough] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def main() -> int:
     ap.add_argument("--qemu-queries", type=int, default=40)
     ap.add_argument("--batch", type=int, default=25, help="inputs per oracle call")
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--full", action="store_true", help="time the six-attack evaluation")
+    ap.add_argument("--full", action="store_true", help="time the default attack evaluation")
+    ap.add_argument("--budget", default="quick", help="attack budget of --full")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -61,10 +63,10 @@ def main() -> int:
         with oracles.open_oracle(g, args.outdir, board="netduinoplus2", workdir=work) as qb:
             out["qemu_qps"] = rate(qb, x[:args.qemu_queries], args.batch)
     if args.full:
-        from toolchain.robustness import attacks
         from toolchain.robustness import evaluate as attacks_eval
+        from toolchain.robustness.registry import for_dataset
 
-        cfg = attacks.for_dataset("digits")
+        cfg = for_dataset("digits", budget=args.budget)
         t0 = time.perf_counter()
         res = attacks_eval.evaluate(args.model, args.outdir, cfg, "digits", work / "full",
                                     board="virtual", log=lambda s: None)

@@ -1,24 +1,27 @@
-"""Adversarial evaluation on digits: the attacks really attack (FP model), every attack runs on
-the STQ model with the virtual board as the black-box oracle and the device agrees with the
-host reference on every adversarial input, transfer from the FP model, query budgets stop
-attacks, runs resume, the gradient-masking flag fires on a zero-gradient model and not on the
-FP model, and the HTML report renders in headless Chromium."""
+"""Adversarial evaluation on digits: the attacks really attack (FP model), every registered
+attack runs on the STQ model with the virtual board as the black-box oracle and the device
+agrees with the host reference on every adversarial input, L2 attacks are scored at L2 epsilons,
+every figure has its n, interval and convergence verdict, query caps stop attacks, runs resume,
+the masking checks fire on a zero-gradient model (and BPDA breaks it) and not on the FP model,
+the transfer matrix, .npz inputs, bad inputs, and the HTML report renders in headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from chromium import render
 
-from toolchain.robustness import attacks as A
 from toolchain.robustness import evaluate as attacks_eval
-from toolchain.robustness import oracles
+from toolchain.robustness import registry as R
+from toolchain.robustness.scoring import tolerance, wilson
 
-SMALL = {"cw_iter": 5, "square_iter": 40, "boundary_iter": 15, "hsj_iter": 2,
-         "hsj_max_eval": 50, "zoo_iter": 5, "zoo_parallel": 32, "pgd_iter": 10}
+SMALL = {"cw_iter": 5, "cw_search": 1, "square_iter": 40, "boundary_iter": 15, "hsj_iter": 2,
+         "hsj_max_eval": 50, "zoo_iter": 5, "zoo_parallel": 32, "pgd_iter": 10,
+         "apgd_iter": 5}
 
 
 def quiet(_: str) -> None:
@@ -43,8 +46,8 @@ def fp_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fp_result(fp_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    cfg = A.for_dataset("digits", attacks=("fgsm", "pgd", "square"), eps=(0.05, 0.1, 0.2),
-                        limit=20, **SMALL)
+    cfg = R.for_dataset("digits", budget="quick", attacks=("fgsm", "pgd", "square", "cw"),
+                        eps=(0.05, 0.1, 0.2), limit=20, **SMALL)
     return attacks_eval.evaluate(fp_h5, None, cfg, "digits", tmp_path_factory.mktemp("fpa"),
                                  log=quiet)
 
@@ -52,25 +55,70 @@ def fp_result(fp_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def stq_result(digits_h5: Path, digits_outdir: Path, fp_h5: Path,
                tmp_path_factory: pytest.TempPathFactory) -> dict:
-    cfg = A.for_dataset("digits", attacks=A.ATTACKS, eps=(0.1, 0.3), limit=6, **SMALL)
+    cfg = R.for_dataset("digits", budget="quick", attacks=tuple(R.names()), eps=(0.1, 0.3),
+                        limit=6, convergence=False, **SMALL)
     return attacks_eval.evaluate(digits_h5, digits_outdir, cfg, "digits",
                                  tmp_path_factory.mktemp("stqa"), board="virtual",
                                  transfer_from=(fp_h5,), log=quiet)
 
 
-def acc(res: dict, attack: str, eps: float) -> float:
-    return next(r["acc"]["host"] for r in res["rows"] if r["attack"] == attack
-                and r["eps"] == eps)
+def row(res: dict, attack: str, eps: float | None) -> dict:
+    return next(r for r in res["rows"] if r["attack"] == attack and r["eps"] == eps)
+
+
+def acc(res: dict, attack: str, eps: float | None) -> float:
+    return row(res, attack, eps)["acc"]["host"]
+
+
+def check(res: dict, name: str) -> dict:
+    return next(c for c in res["masking"]["checks"] if c["check"] == name)
+
+
+def test_registry_and_budgets() -> None:
+    names = R.names()
+    assert set(R.DEFAULT_ATTACKS) <= set(names)
+    assert {"fgsm", "pgd", "pgd-bpda", "autoattack", "cw", "square", "boundary", "hsj",
+            "zoo"} == set(names)
+    for n in names:
+        a = R.get(n)
+        assert a.threat in ("white-box", "black-box") and a.norm in ("linf", "l2")
+        assert a.bounded == (a.norm == "linf"), n  # our L2 attacks are the minimal ones
+    q, s, t = (R.for_dataset("digits", budget=b) for b in ("quick", "standard", "thorough"))
+    assert q.pgd_iter < s.pgd_iter < t.pgd_iter and q.square_iter < s.square_iter < t.square_iter
+    assert R.describe_budget(s)["pgd"] == f"{s.pgd_iter} steps x {s.pgd_restarts} restarts, " \
+                                          "step 2.5 eps/steps"
+    assert R.halved(s, "square").square_iter == s.square_iter // 2
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    lo, hi = wilson(5, 10)
+    assert lo < 0.5 < hi and hi - lo > 0.5  # n=10 says little
 
 
 def test_pgd_attacks_the_fp_model(fp_result: dict) -> None:
     clean = fp_result["clean"]["host"]
-    assert clean >= 0.9
+    assert clean >= 0.9 and fp_result["clean"]["n"] == 20
     assert acc(fp_result, "pgd", 0.1) <= clean - 0.4
     seq = [acc(fp_result, "pgd", e) for e in (0.05, 0.1, 0.2)]
     assert seq == sorted(seq, reverse=True), seq
     assert acc(fp_result, "pgd", 0.2) <= acc(fp_result, "fgsm", 0.2)
-    assert not fp_result["masking"]["flagged"], fp_result["masking"]
+    assert acc(fp_result, "pgd", 1.0) == 0.0  # the whole-range sanity run
+    for c in fp_result["masking"]["checks"]:
+        if c["check"] != "minimal":  # 5 C&W iterations may leave an image
+            assert c["status"] in ("ok", "n/a"), c
+
+
+def test_every_figure_has_n_interval_and_convergence(fp_result: dict) -> None:
+    tol = tolerance(20)
+    for r in fp_result["rows"]:
+        assert r["n"] == 20 and r["robust"] == round(r["acc"]["host"] * 20)
+        assert tuple(r["ci"]) == wilson(r["robust"], 20) and r["budget"]
+        if r["attack"] != "fgsm" and not r["sanity"]:  # fgsm has no budget to halve
+            assert r["converged"] == (abs(r["acc"]["host"] - r["half_acc"]) <= tol + 1e-9), r
+    # L2 attacks are scored at L2 epsilons, with an unbounded row and the minimal perturbation
+    cw = [r for r in fp_result["rows"] if r["attack"] == "cw"]
+    assert [r["eps"] for r in cw] == [*R.AttackConfig().l2_eps, None]
+    assert all(r["norm"] == "l2" for r in cw)
+    seq = [r["acc"]["host"] for r in cw]
+    assert seq == sorted(seq, reverse=True) and cw[0]["median_min_perturbation"] > 0
 
 
 def test_every_attack_on_stq_host_and_virtual_board(stq_result: dict) -> None:
@@ -80,49 +128,59 @@ def test_every_attack_on_stq_host_and_virtual_board(stq_result: dict) -> None:
     assert res["clean"]["host_device_equal"] is True
     assert all(r["host_device_equal"] is True for r in res["rows"])
     names = {r["attack"] for r in res["rows"]}
-    assert names == {*A.ATTACKS, "transfer-fp-fgsm", "transfer-fp-pgd"}
+    assert names == {*R.names(), "transfer-fp-pgd"}
     for r in res["rows"]:
         assert r["acc"]["device"] == r["acc"]["host"]
         if r["kind"] == "black-box":
             assert r["queries"] > 0 and not r["budget_exhausted"]
-    # every minimum-norm attack breaks the model when unbounded; PGD at 0.3 does too
-    for name in ("boundary", "hsj", "zoo"):
+    for name in ("boundary", "hsj", "zoo"):  # minimal attacks break the model when unbounded
         assert acc(res, name, None) <= 0.5, name
     assert acc(res, "pgd", 0.3) <= 0.2
 
 
-def test_same_attack_same_queries_on_reference_and_host_c(digits_outdir: Path, digits_graph,
-                                                          digits_data, tmp_path: Path) -> None:
-    """Bit-exact oracles give identical attack trajectories: same queries, same adversarials."""
-    cfg = A.for_dataset("digits", square_iter=30)
-    x, y = digits_data.x_test[:4], digits_data.y_test[:4]
+def test_seeded_attacks_give_the_same_bytes_on_every_oracle(
+        digits_outdir: Path, digits_graph, digits_data, tmp_path: Path) -> None:
+    """Square and Boundary (whose ART code draws from unseeded generators) on the reference, the
+    host C, the virtual board and QEMU: the same queries and the same adversarial bytes."""
+    from toolchain.robustness import attacks as A
+    from toolchain.robustness import oracles
+
+    cfg = R.for_dataset("digits", budget="quick", square_iter=15, boundary_iter=2)
+    x, y = digits_data.x_test[:2].astype(np.float32), digits_data.y_test[:2]
     runs = []
-    for o in (oracles.ReferenceOracle(digits_graph),
-              oracles.HostCOracle(digits_graph, digits_outdir / "c", tmp_path)):
-        c = oracles.CountedOracle(o, log=tmp_path / f"{o.name}.jsonl")
-        adv = A.black_box("square", oracles.art_classifier(c), x, y, cfg, eps=0.2)
-        c.close()
-        log = [json.loads(ln) for ln in (tmp_path / f"{o.name}.jsonl").read_text().splitlines()]
-        runs.append((c.queries, adv, [{**r, "seconds": 0} for r in log]))
-    assert runs[0][0] == runs[1][0] > 0
-    np.testing.assert_array_equal(runs[0][1], runs[1][1])
-    assert runs[0][2] == runs[1][2]  # the query logs too (inputs digests, top-1)
+    for board in ("reference", "host-c", "virtual", "netduinoplus2"):
+        backend = board if board in ("reference", "host-c") else None
+        dev = None if backend else board
+        with oracles.open_oracle(digits_graph, digits_outdir, backend, dev,
+                                 workdir=tmp_path / board) as o:
+            log = tmp_path / f"{board}.jsonl"
+            c = oracles.CountedOracle(o, log=log)
+            advs = [A.run(a, oracles.art_classifier(c), x, y, cfg, 0.2 if a == "square" else
+                          None).tobytes() for a in ("square", "boundary")]
+            c.close()
+        lines = [{**json.loads(ln), "seconds": 0} for ln in log.read_text().splitlines()]
+        runs.append((c.queries, advs, lines))
+    assert runs[0][0] > 0
+    for other in runs[1:]:
+        assert other[0] == runs[0][0]
+        assert other[1] == runs[0][1]  # adversarial bytes
+        assert other[2] == runs[0][2]  # the query logs (input digests, top-1)
 
 
-def test_query_budget_stops_and_a_run_resumes(digits_h5: Path, digits_outdir: Path,
-                                              tmp_path: Path) -> None:
-    cfg = A.for_dataset("digits", attacks=("square",), eps=(0.2,), limit=6, chunk=2,
-                        budget=60, square_iter=50)
+def test_query_cap_stops_and_a_run_resumes(digits_h5: Path, digits_outdir: Path,
+                                           tmp_path: Path) -> None:
+    cfg = R.for_dataset("digits", budget="quick", attacks=("square",), eps=(0.2,), limit=6,
+                        chunk=2, max_queries=60, square_iter=50, convergence=False,
+                        sanity=False)
     lines: list[str] = []
     res = attacks_eval.evaluate(digits_h5, digits_outdir, cfg, "digits", tmp_path,
                                 log=lines.append)
-    (row,) = res["rows"]
-    assert row["budget_exhausted"] and 0 < row["queries"] <= 60 and row["attacked"] < 6
+    (r,) = res["rows"]
+    assert r["budget_exhausted"] and 0 < r["queries"] <= 60 and r["attacked"] < 6
     assert any("stopped at the query budget (60)" in ln for ln in lines)
     log = [json.loads(ln) for ln in (tmp_path / "queries.jsonl").read_text().splitlines()]
     assert log[-1]["event"] == "budget_exhausted" and log[-1]["budget"] <= 60
-    assert sum(r["n"] for r in log if r["event"] == "query") == row["queries"]
-    # a rerun finds every chunk done: no new query, the same result
+    assert sum(x["n"] for x in log if x["event"] == "query") == r["queries"]
     again = attacks_eval.evaluate(digits_h5, digits_outdir, cfg, "digits", tmp_path,
                                   log=lines.append)
     assert any("resuming: 3 finished chunks" in ln for ln in lines)
@@ -130,28 +188,53 @@ def test_query_budget_stops_and_a_run_resumes(digits_h5: Path, digits_outdir: Pa
     assert len((tmp_path / "queries.jsonl").read_text().splitlines()) == len(log)
 
 
-def test_masking_flag_fires_on_zero_gradients(fp_h5: Path, tmp_path: Path) -> None:
-    """Hard-rounded inputs with no straight-through gradient: white-box attacks see a zero
-    gradient and do nothing, the black-box Square attack does not care."""
+def test_masking_checks_fire_on_a_gradient_masking_model(fp_h5: Path, tmp_path: Path) -> None:
+    """A hard quantizer with zero gradient in front of the FP model: PGD does nothing, even at
+    the whole input range; Square and PGD through BPDA break it; the checks say so."""
     import tensorflow as tf
 
     from toolchain.frontend.keras import load_keras_model
 
     fp = load_keras_model(fp_h5)
     inp = tf.keras.Input(fp.input_shape[1:])
-    hard = tf.keras.layers.Lambda(lambda x: tf.stop_gradient(tf.round(x * 2) / 2) + 0.0 * x)
+    hard = tf.keras.layers.Lambda(lambda x: tf.stop_gradient(tf.round(x * 4) / 4) + 0.0 * x,
+                                  name="hard_quantizer")
     masked = tf.keras.Model(inp, fp(hard(inp)))
-    cfg = A.for_dataset("digits", attacks=("fgsm", "pgd", "square"), eps=(0.2, 0.3), limit=20,
-                        pgd_iter=10, square_iter=60)
-    res = attacks_eval.evaluate(fp_h5, None, cfg, "digits", tmp_path, log=quiet,
+    cfg = R.for_dataset("digits", budget="quick", attacks=("fgsm", "pgd", "pgd-bpda", "square"),
+                        eps=(0.2, 0.3), limit=20, square_iter=60, convergence=False)
+    lines: list[str] = []
+    res = attacks_eval.evaluate(fp_h5, None, cfg, "digits", tmp_path, log=lines.append,
                                 keras_model=masked, label="masked")
     assert acc(res, "pgd", 0.3) == res["clean"]["host"]  # no gradient, no attack
-    assert res["masking"]["flagged"], res
-    assert any("black-box square" in r for r in res["masking"]["reasons"])
+    assert acc(res, "pgd-bpda", 0.3) <= 0.2  # straight-through gradient, a real attack
+    assert any("straight-through gradient for layers hard_quantizer" in ln for ln in lines)
+    assert res["masking"]["flagged"]
+    for name in ("black-box", "unbounded", "bpda", "large-eps"):
+        assert check(res, name)["status"] == "FLAGGED", check(res, name)
+    assert "Square leaves" in "; ".join(check(res, "black-box")["evidence"])
+
+
+def test_transfer_matrix_and_npz_inputs(fp_h5: Path, digits_h5: Path, digits_data,
+                                        tmp_path: Path, stq_cmd) -> None:
+    npz = tmp_path / "inputs.npz"
+    np.savez(npz, x=digits_data.x_test[5:11], y=digits_data.y_test[5:11])
+    out = tmp_path / "t"
+    assert stq_cmd("attack", ["--model", str(fp_h5), "--attacks", "pgd", "--budget", "quick",
+                              "--eps", "0.1,0.2", "--inputs", str(npz), "--no-convergence",
+                              "--transfer", str(digits_h5), "-o", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["n"] == 6
+    tm = res["transfer_matrix"]
+    assert tm["models"] == ["fp", "stq"] and tm["n"] == 6
+    for k, e in enumerate(tm["eps"]):
+        assert len(tm["acc"][k]) == 2 and all(len(r) == 2 for r in tm["acc"][k])
+        assert tm["acc"][k][0][0] == pytest.approx(acc(res, "pgd", e), abs=1e-6)  # white-box
+    html = (out / "robustness.html").read_text()
+    assert 'id="transfer-chart"' in html and 'id="transfer"' in html
 
 
 def test_report_merges_models_and_renders(fp_result: dict, stq_result: dict, tmp_path: Path,
-                                          stq_cmd, capsys) -> None:
+                                          stq_cmd) -> None:
     dirs = []
     for res in (stq_result, fp_result):
         d = tmp_path / res["model"]
@@ -161,23 +244,55 @@ def test_report_merges_models_and_renders(fp_result: dict, stq_result: dict, tmp
     out = tmp_path / "report"
     assert stq_cmd("report", [*dirs, "-o", str(out)]) == 0
     md = (out / "robustness.md").read_text()
-    for name in A.DEFAULT_ATTACKS:
-        assert f"| {name} |" in md, name
-    assert "| attack | eps | fp | stq |" in md and "equal" in md and "DIFFERENT" not in md
+    for title in ("PGD", "AutoAttack", "Square", "Boundary", "HopSkipJump L2",
+                  "Carlini-Wagner L2", "PGD transferred from fp"):
+        assert f"| {title} |" in md, title
+    assert "| attack | norm | epsilon | fp (n=20) | stq (n=6) |" in md
+    assert "equal" in md and "DIFFERENT" not in md and "quick" in md
     data = json.loads((out / "robustness.json").read_text())
-    assert data["models"] == ["fp", "stq"] and set(A.DEFAULT_ATTACKS) <= set(data["attacks"])
+    assert data["models"] == ["fp", "stq"] and set(R.DEFAULT_ATTACKS) <= set(data["attacks"])
     r = render(out / "robustness.html", tmp_path / "profile", "attacks/robustness.png")
-    assert '<table id="accuracy">' in r.dom and "transfer-fp-pgd" in r.dom
-    assert '<img id="chart"' in r.dom and "data:image/png;base64," in r.dom
+    for tid in ("accuracy", "budget", "convergence", "masking", "device", "queries"):
+        assert f'<table id="{tid}">' in r.dom, tid
+    for img in ("chart", "l2-chart", "convergence-chart"):
+        assert f'id="{img}"' in r.dom, img
+    assert "data:image/png;base64," in r.dom and "<th></th>" not in r.dom
+    assert not re.search(r"<th>\s*</th>", r.dom)
     assert not r.console_errors, r.console_errors
 
 
-def test_attack_cli_errors(digits_h5: Path, tmp_path: Path, stq_cmd, capsys) -> None:
-    assert stq_cmd("attack", ["--model", str(digits_h5), "--attacks", "fgsm,nope",
-                              "-o", str(tmp_path)]) == 2
-    assert "unknown attack(s) nope" in capsys.readouterr().err
-    assert stq_cmd("attack", ["--model", str(digits_h5), "--board", "virtual",
-                              "-o", str(tmp_path)]) == 2
-    assert "--board/--port need --artifact" in capsys.readouterr().err
-    assert stq_cmd("report", [str(tmp_path / "none"), "-o", str(tmp_path)]) == 2
-    assert "results.json not found" in capsys.readouterr().err
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--eps", "nan"], "--eps needs one or more positive finite values, got nan"),
+    (["--eps", "5"], "--eps 5 is larger than the input range [0, 1]"),
+    (["--l2-eps", "0,1"], "--l2-eps needs one or more positive finite values"),
+    (["--attacks", "fgsm,nope"], "unknown attack(s) nope"),
+    (["--board", "virtual"], "--board/--port need --artifact"),
+])
+def test_attack_bad_inputs(argv: list[str], message: str, digits_h5: Path, tmp_path: Path,
+                           stq_cmd, capsys) -> None:
+    out = tmp_path / "out"
+    assert stq_cmd("attack", ["--model", str(digits_h5), *argv, "-o", str(out)]) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()  # no chunks.jsonl / queries.jsonl left behind
+
+
+def test_report_bad_inputs(tmp_path: Path, stq_cmd, capsys) -> None:
+    out = tmp_path / "out"
+    assert stq_cmd("report", [str(tmp_path / "none"), "-o", str(out)]) == 2
+    assert "results.json not found" in _one_error_line(capsys)
+    for name, content in (("list", "[1, 2]"), ("dict", '{"model": "x", "rows": []}'),
+                          ("rows", json.dumps({"model": "x", "n": 1, "clean": {}, "eps": [],
+                                               "l2_eps": [], "rows": [{"attack": "pgd"}]})),
+                          ("bad", "{not json")):
+        p = tmp_path / f"{name}.json"
+        p.write_text(content)
+        assert stq_cmd("report", [str(p), "-o", str(out)]) == 2
+        err = _one_error_line(capsys)
+        assert str(p) in err and ("results.json" in err or "not valid JSON" in err), err
+    assert not out.exists()

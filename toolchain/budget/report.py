@@ -7,8 +7,6 @@ alive while the layer runs) is a matplotlib PNG embedded as base64. Files are wr
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from pathlib import Path
@@ -139,25 +137,19 @@ def chart_png(b: Budget) -> bytes:
 
 
 def html_page(b: Budget, results: list[Check], notes: list[str]) -> str:
-    e = html.escape
-    png = base64.b64encode(chart_png(b)).decode()
-    head = "".join(f"<th>{e(h)}</th>" for h in HEAD)
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows(b))
-    checks = "".join(f"<li class=\"{'ok' if c.ok else 'over'}\">{e(c.line())}</li>"
-                     for c in results)
-    summary = "".join(f"<li>{e(s)}</li>" for s in summary_lines(b) + notes)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>stq budget: {e(b.model)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:nth-child(-n+2){{text-align:left}}
-.ok{{color:#080}}.over{{color:#c00;font-weight:bold}}</style></head>
-<body><h1>Memory budget: {e(b.model)}</h1>
-<table id="layers"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<h2>Checks</h2><ul id="checks">{checks}</ul>
-<h2>Summary</h2><ul>{summary}</ul>
-<h2>Per layer</h2><img id="chart" alt="per-layer flash and RAM" src="data:image/png;base64,{png}">
-</body></html>
-"""
+    from toolchain import reports
+    from toolchain.reports import Section, Table
+
+    sec = Section(None, "budget").add("table", Table(list(HEAD), rows(b), id="layers",
+                                                     numeric_from=2))
+    checks = Section("Checks", "checks-section").add(
+        "checks", {"items": [(c.ok, c.line()) for c in results], "id": "checks"})
+    summary = Section("Summary", "summary")
+    for line in summary_lines(b) + notes:
+        summary.add("text", line)
+    chart = Section("Per layer", "per-layer").add(
+        "figure", {"png": chart_png(b), "id": "chart", "alt": "per-layer flash and RAM"})
+    return reports.page(f"Memory budget: {b.model}", [sec, checks, summary, chart])
 
 
 def write_reports(outdir: Path, b: Budget, results: list[Check], notes: list[str],

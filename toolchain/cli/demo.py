@@ -87,13 +87,16 @@ def run_demo(args: argparse.Namespace) -> int:
         return 0
     total = sum(s["timings"].values())
     print(f"[demo] done in {total:.0f} s. Report: {s['report']['html']}")
+    from toolchain.pipeline.report import attack_text
+
     acc = h["qkeras_accuracy"]
-    print(f"[demo] accuracy: QKeras {acc:.4f}, device {h['device_accuracy']:.4f}"
-          if acc is not None else f"[demo] device accuracy {h['device_accuracy']:.4f}")
+    dev = f"device {h['device_accuracy']:.3f} (n={h['device_n']})"
+    print(f"[demo] accuracy: QKeras {acc:.3f} (n={h['qkeras_n']}), {dev}"
+          if acc is not None else f"[demo] accuracy: {dev}")
     print(f"[demo] footprint {h['footprint_bytes']:,} B of the {h['budget_bytes']:,} B budget; "
           f"host/device bit-exact {h['bit_exact']}")
-    print(f"[demo] accuracy under attack at eps 0.1 (device): PGD {h['pgd_0.1_device']}, "
-          f"Square {h['square_0.1_device']}")
+    print(f"[demo] accuracy under attack at eps 0.1 (device): PGD "
+          f"{attack_text(h['pgd_0.1_device'])}, Square {attack_text(h['square_0.1_device'])}")
     return 0
 
 

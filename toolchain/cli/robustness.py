@@ -6,17 +6,20 @@ import argparse
 from pathlib import Path
 
 from toolchain.cli.command import collect
-from toolchain.robustness.attacks import ATTACKS, DEFAULT_ATTACKS
+from toolchain.robustness.registry import BUDGETS, DEFAULT_ATTACKS
 
 # --- stq attack --------------------------------------------------------------------------------
 
 ATTACK_DOC = """\
-Adversarial evaluation: white-box FGSM, PGD and Carlini-Wagner L2 on the QKeras model,
-black-box Square, Boundary, HopSkipJump and ZOO on an oracle (the device with --board/--port,
-the host-compiled C, or the NumPy reference), transfer attacks crafted on other models
-(--transfer-from). Every adversarial input is checked on the host reference and the device
-(outputs must be identical; exit 1 otherwise). Writes OUT/results.json and the report; a rerun
-with the same settings resumes from OUT/chunks.jsonl (queries are logged to OUT/queries.jsonl)."""
+Adversarial evaluation: white-box FGSM, PGD (with restarts), AutoAttack (APGD-CE, APGD-DLR,
+Square), PGD with BPDA/EOT and Carlini-Wagner L2 on the Keras model; black-box Square,
+Boundary, HopSkipJump and ZOO on an oracle (the device with --board/--port, the host-compiled
+C, or the NumPy reference); transfer attacks (--transfer-from, and the source x target matrix
+with --transfer). L-inf attacks are scored at --eps, L2 attacks at --l2-eps; every attack also
+runs at half its budget (the convergence check) and is seeded. Every adversarial input is
+checked on the host reference and the device (outputs must be identical; exit 1 otherwise).
+Writes OUT/results.json and the report; a rerun with the same settings resumes from
+OUT/chunks.jsonl (queries are logged to OUT/queries.jsonl)."""
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -26,12 +29,26 @@ def _floats(s: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas: {s!r}") from None
 
 
+def _budget_help() -> str:
+    from toolchain.robustness.registry import AttackConfig, for_dataset
+
+    def what(name: str) -> str:
+        c: AttackConfig = for_dataset("digits", budget=name)
+        return (f"{name}: PGD {c.pgd_iter} steps x {c.pgd_restarts} restarts, APGD "
+                f"{c.apgd_iter}, C&W {c.cw_iter} x {c.cw_search}, Square {c.square_iter} "
+                f"queries/image, Boundary {c.boundary_iter}, HSJ {c.hsj_iter}")
+
+    return "named attack budget (default standard). " + "; ".join(what(b) for b in BUDGETS)
+
+
 def add_attack_arguments(p: argparse.ArgumentParser) -> None:
+    from toolchain.robustness.registry import names
+
     p.add_argument("--model", type=Path, required=True, help="QKeras model (.h5)")
     p.add_argument("--artifact", type=Path, help="OUTDIR of `stq convert` for this model (the "
                    "integer host model and the device); without it the Keras model is scored")
     p.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
-                   help=f"comma-separated, from {','.join(ATTACKS)} (default %(default)s)")
+                   help=f"comma-separated, from {','.join(names())} (default %(default)s)")
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--board", help="netduinoplus2 (QEMU) or virtual (host build over a pty)")
     dev.add_argument("--port", help="serial port or pyserial URL of a flashed board")
@@ -39,21 +56,38 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
                      help="black-box oracle without a device (default %(default)s)")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
     p.add_argument("--dataset", default="digits", help="test split to attack (default digits)")
+    p.add_argument("--inputs", type=Path, metavar="FILE", help="attack these inputs instead: "
+                   ".npz with x and y (or x_test, y_test), or .npy with --labels")
+    p.add_argument("--labels", type=Path, metavar="FILE.npy", help="class indices for an "
+                   ".npy --inputs")
     p.add_argument("--limit", type=int, help="number of test images (default per dataset)")
     p.add_argument("--eps", type=_floats, help="L-inf epsilons, e.g. 0.05,0.1,0.2,0.3")
-    p.add_argument("--budget", type=int, help="query budget per black-box attack run")
-    p.add_argument("--pgd-iter", type=int)
-    p.add_argument("--cw-iter", type=int)
-    p.add_argument("--square-iter", type=int)
-    p.add_argument("--boundary-iter", type=int)
-    p.add_argument("--hsj-iter", type=int)
-    p.add_argument("--zoo-iter", type=int)
-    p.add_argument("--zoo-step", type=float, help="ZOO finite-difference step")
-    p.add_argument("--chunk", type=int, help="images per black-box call (resume unit)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--l2-eps", type=_floats, help="L2 epsilons for the L2 attacks, e.g. "
+                   "0.5,1,2,3")
+    p.add_argument("--budget", choices=tuple(BUDGETS), default="standard",
+                   help=_budget_help())
+    p.add_argument("--max-queries", type=int, help="cap on the queries of one black-box "
+                   "attack run (per epsilon when bounded); images beyond it stay unattacked")
+    for name, what in (("pgd-iter", "PGD steps"), ("pgd-restarts", "PGD restarts"),
+                       ("apgd-iter", "APGD steps (AutoAttack)"), ("cw-iter", "C&W iterations"),
+                       ("square-iter", "Square iterations (queries) per image"),
+                       ("boundary-iter", "Boundary iterations"),
+                       ("hsj-iter", "HopSkipJump iterations"), ("zoo-iter", "ZOO iterations")):
+        p.add_argument(f"--{name}", type=int, help=f"{what} (default: from --budget)")
+    p.add_argument("--zoo-step", type=float, help="ZOO finite-difference step (default 0.1)")
+    p.add_argument("--eot", type=int, help="gradient samples of pgd-bpda (EOT, default 1)")
+    p.add_argument("--no-convergence", action="store_true", help="skip the half-budget runs "
+                   "(the report then cannot say whether an attack converged)")
+    p.add_argument("--no-sanity", action="store_true", help="skip PGD at the whole input range")
+    p.add_argument("--chunk", type=int, help="images per black-box call (resume unit, default 5)")
+    p.add_argument("--seed", type=int, help="seed of every attack (default 0)")
     p.add_argument("--transfer-from", type=Path, action="append", default=[],
-                   metavar="MODEL.h5", help="craft FGSM/PGD on this model, replay on --model")
+                   metavar="MODEL.h5", help="craft PGD on this model, replay on --model")
+    p.add_argument("--transfer", type=Path, nargs="+", default=[], metavar="MODEL.h5",
+                   help="also the transfer matrix of --model and these models (PGD, source x "
+                   "target, white-box diagonal)")
     p.add_argument("--label", help="model name in the report (default: from the file name)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("-o", "--output", type=Path, default=Path("out/attack"),
                    help="results directory (default out/attack)")
 
@@ -64,20 +98,29 @@ def run_attack(args: argparse.Namespace) -> int:
     from toolchain.errors import StqError
     from toolchain.robustness import evaluate as attacks_eval
     from toolchain.robustness import report as robustness_report
-    from toolchain.robustness.attacks import for_dataset
+    from toolchain.robustness.registry import for_dataset
 
     cfg = for_dataset(
-        args.dataset, attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
-        eps=args.eps, limit=args.limit, budget=args.budget, pgd_iter=args.pgd_iter,
+        args.dataset, budget=args.budget,
+        attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
+        eps=args.eps, l2_eps=args.l2_eps, limit=args.limit, max_queries=args.max_queries,
+        pgd_iter=args.pgd_iter, pgd_restarts=args.pgd_restarts, apgd_iter=args.apgd_iter,
         cw_iter=args.cw_iter, square_iter=args.square_iter, boundary_iter=args.boundary_iter,
         hsj_iter=args.hsj_iter, zoo_iter=args.zoo_iter, zoo_step=args.zoo_step,
-        chunk=args.chunk, seed=args.seed)
+        eot=args.eot, chunk=args.chunk, seed=args.seed,
+        convergence=False if args.no_convergence else None,
+        sanity=False if args.no_sanity else None)
     if (args.board or args.port) and args.artifact is None:
         raise StqError("--board/--port need --artifact (the converted model the device runs)")
+    for p in (args.model, *args.transfer, *args.transfer_from):
+        if not Path(p).is_file():
+            raise StqError(f"model {p} does not exist")
+    inputs = attacks_eval.load_inputs(args.inputs, args.labels) if args.inputs else None
     res = attacks_eval.evaluate(
         args.model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,
         board=args.board, port=args.port, elf=args.elf,
-        transfer_from=tuple(args.transfer_from), label=args.label)
+        transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
+        progress=args.progress, transfer=tuple(args.transfer))
     paths = robustness_report.write_reports(args.output, [res])
     print(robustness_report.markdown([res]))
     print(f"results {args.output / 'results.json'}; report {paths['html']}")
@@ -94,7 +137,8 @@ def run_attack(args: argparse.Namespace) -> int:
 REPORT_DOC = """\
 Robustness report from one or more `stq attack` result directories (e.g. the FP, int8, STQ
 and STQ+JR models): accuracy per attack and epsilon side by side, accuracy-vs-epsilon plots,
-host vs device, query counts and the gradient-masking diagnostic, as HTML, Markdown and JSON."""
+convergence, L2 curves, host vs device, query counts, the gradient-masking checks and the
+transfer matrix, as HTML, Markdown and JSON."""
 
 
 def add_report_arguments(p: argparse.ArgumentParser) -> None:

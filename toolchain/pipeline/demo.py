@@ -86,8 +86,8 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
                  {"artifact": conv["hash"], "elf": file_hash(elf), "n": cfg.validate_limit,
                   "port": cfg.port},
                  lambda: _validate(cfg, model_dir, model_path, elf, out / "validate"))
-    att = st.run("attack", "attacking: PGD (white-box) and Square (black-box, the device is "
-                           "the oracle)",
+    att = st.run("attack", "attacking at the quick budget: PGD (white-box) and Square "
+                           "(black-box, the device is the oracle)",
                  {"artifact": conv["hash"], "elf": file_hash(elf),
                   "fp": file_hash(fp_path) if fp_path else None, "n": cfg.attack_limit,
                   "port": cfg.port},
@@ -166,12 +166,13 @@ def _validate(cfg: DemoConfig, model_dir: Path, model_path: Path, elf: Path,
 
 def _attack(cfg: DemoConfig, model_path: Path, fp_path: Path | None, model_dir: Path,
             elf: Path, out: Path, log: Any) -> dict[str, Any]:
-    from toolchain.robustness import attacks as A
     from toolchain.robustness import evaluate as attacks_eval
     from toolchain.robustness import report as robustness_report
+    from toolchain.robustness.registry import for_dataset
 
-    acfg = A.AttackConfig(attacks=("pgd", "square"), eps=(0.05, 0.1, 0.2),
-                          limit=cfg.attack_limit, square_iter=30, pgd_iter=10)
+    # the quick budget (the report says so): Square 100 queries per image, PGD 10 steps
+    acfg = for_dataset(cfg.dataset, budget="quick", attacks=("pgd", "square"),
+                       eps=(0.1, 0.2), limit=cfg.attack_limit)
     results = [attacks_eval.evaluate(model_path, model_dir, acfg, cfg.dataset, out / "stq",
                                      board=None if cfg.port else cfg.board, port=cfg.port,
                                      elf=elf, label="STQ+JR (device)", log=log)]
@@ -183,10 +184,12 @@ def _attack(cfg: DemoConfig, model_path: Path, fp_path: Path | None, model_dir: 
     return {"results": results, "files": [str(p) for p in paths.values()]}
 
 
-def _acc(result: dict, attack: str, eps: float, who: str) -> float | None:
+def _acc(result: dict, attack: str, eps: float, who: str) -> dict | None:
+    """Accuracy of ``who`` under ``attack`` at ``eps``, with its n, interval and budget."""
     for row in result["rows"]:
         if row["attack"] == attack and abs(float(row.get("eps") or -1) - eps) < 1e-9:
-            return row["acc"].get(who)
+            return {"acc": row["acc"].get(who), "n": row["n"], "ci": row["ci"],
+                    "budget": result.get("budget"), "converged": row.get("converged")}
     return None
 
 
@@ -195,8 +198,14 @@ def headline(s: dict[str, Any]) -> dict[str, Any]:
     board = s["config"]["board"]
     stq = s["attacks"]["results"][-1]
     bj = b["boards"][board]
+    from toolchain.training import datasets
+
+    n_test = len(datasets.load(s["config"]["dataset"], s["config"]["data_dir"]).y_test) \
+        if s["accuracy"] else None
     return {
         "qkeras_accuracy": s["accuracy"].get("stq"),
+        "qkeras_n": n_test,
+        "device_n": v.get("validated"),
         "device_accuracy": v.get("device_accuracy"),
         "bit_exact": f"{v['bit_exact']}/{v['validated']}",
         "footprint_bytes": bj["footprint"],

@@ -1,96 +1,55 @@
-"""The attacks (ART 1.20.1), each a small function from clean inputs to adversarial inputs.
+"""The attacks (ART 1.20.1), registered in ``toolchain.robustness.registry``.
 
-White-box, on the QKeras model (``TensorFlowV2Classifier`` on its pre-softmax logits; gradients
-pass through the quantizers' straight-through estimators): ``fgsm``, ``pgd`` (L-inf) and ``cw``
-(Carlini-Wagner L2). Black-box, on any oracle (``toolchain.oracles``): ``square`` (L-inf),
-``boundary``, ``hsj`` (HopSkipJump, L2) and ``zoo``. ``fgsm``, ``pgd`` and ``square`` are
-bounded (one run per epsilon); the others look for the smallest perturbation they can find
-and are scored at each epsilon by the L-inf size of what they found (toolchain.evaluate).
+White-box, on the Keras model (``TensorFlowV2Classifier`` on its pre-softmax logits; gradients
+pass through the quantizers' straight-through estimators): ``fgsm``, ``pgd`` (with restarts),
+``autoattack`` (APGD-CE, APGD-DLR, Square; Croce & Hein 2020), ``pgd-bpda`` (PGD through a copy
+of the model whose zero-gradient layers pass the gradient straight through, with EOT averaging)
+and ``cw`` (Carlini-Wagner L2). Black-box, on any oracle: ``square`` (L-inf, one image per call),
+``boundary``, ``hsj`` (HopSkipJump L2) and ``zoo`` (L2).
+
+Every call is seeded (``seeded``): NumPy's and Python's global generators, and the unseeded
+``np.random.RandomState()`` that ART's Boundary and HopSkipJump create per image, so the same
+inputs, seed and oracle give the same adversarial bytes on every bit-exact oracle.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from toolchain.errors import StqError
-
-WHITE_BOX = ("fgsm", "pgd", "cw")
-BLACK_BOX = ("square", "boundary", "hsj", "zoo")
-ATTACKS = WHITE_BOX + BLACK_BOX
-BOUNDED = ("fgsm", "pgd", "square")  # L-inf, one run per epsilon
-DEFAULT_ATTACKS = ("fgsm", "pgd", "cw", "square", "boundary", "zoo")
-NORM = {"fgsm": "linf", "pgd": "linf", "square": "linf", "cw": "l2", "boundary": "l2",
-        "hsj": "l2", "zoo": "l2"}
-
-
-@dataclass
-class AttackConfig:
-    """Attack parameters; ``for_dataset`` gives the defaults. Digits inputs are in [0, 1] with
-    8-bit steps (1/256; the pixels themselves are multiples of 1/16)."""
-
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    eps: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
-    limit: int = 20
-    seed: int = 0
-    clip: tuple[float, float] = (0.0, 1.0)
-    pgd_iter: int = 20
-    cw_iter: int = 10
-    cw_search: int = 2
-    cw_lr: float = 0.05
-    cw_const: float = 1.0
-    square_iter: int = 100
-    boundary_iter: int = 50
-    hsj_iter: int = 5
-    hsj_max_eval: int = 200
-    zoo_iter: int = 20
-    zoo_parallel: int = 64
-    zoo_step: float = 0.1  # finite-difference step: see docs/robustness.md
-    budget: int | None = None  # queries per black-box attack (per epsilon for square)
-    chunk: int = 5  # images per black-box call: the unit of resuming and of budget stops
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def check(self) -> AttackConfig:
-        bad = [a for a in self.attacks if a not in ATTACKS]
-        if bad:
-            raise StqError(f"unknown attack(s) {', '.join(bad)}; available: {', '.join(ATTACKS)}")
-        if not self.eps or any(e <= 0 for e in self.eps):
-            raise StqError("--eps needs one or more positive values")
-        if self.limit < 1 or self.chunk < 1:
-            raise StqError("--limit and --chunk must be >= 1")
-        if self.budget is not None and self.budget < 1:
-            raise StqError("--budget must be >= 1")
-        self.eps = tuple(sorted(float(e) for e in self.eps))
-        return self
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {},
-    # 32x32 colour images in [0, 1] with 8-bit steps: the usual CIFAR epsilons, fewer images
-    "cifar10": {"eps": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "limit": 50, "zoo_step": 4 / 255,
-                "square_iter": 300, "cw_iter": 20},
-    "svhn": {"eps": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "limit": 50, "zoo_step": 4 / 255},
-}
-
-
-def for_dataset(name: str, **overrides: Any) -> AttackConfig:
-    base = AttackConfig(**DATASET_DEFAULTS.get(name, {}))
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None}).check()
+from toolchain.robustness.registry import AttackConfig, attack
 
 
 def quiet_art() -> None:
     logging.getLogger("art").setLevel(logging.ERROR)
 
 
-def tf_classifier(model: Any, clip: tuple[float, float] = (0.0, 1.0)) -> Any:
-    """ART's TensorFlowV2Classifier on the model's logits, its forward pass in a tf.function."""
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed every generator ART draws from, for the duration of one attack call."""
+    orig = np.random.RandomState
+
+    class _Seeded(orig):  # type: ignore[misc, valid-type]
+        def __init__(self, s: Any = None) -> None:
+            super().__init__(seed if s is None else s)
+
+    np.random.seed(seed)
+    random.seed(seed)
+    np.random.RandomState = _Seeded  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        np.random.RandomState = orig  # type: ignore[misc]
+
+
+def tf_classifier(model: Any, clip: tuple[float, float] = (0.0, 1.0), eot: int = 1) -> Any:
+    """ART's TensorFlowV2Classifier on the model's logits, its forward pass in a tf.function
+    (averaged over ``eot`` calls: expectation over transformation for random models)."""
     import tensorflow as tf
     from art.estimators.classification import TensorFlowV2Classifier
 
@@ -98,7 +57,13 @@ def tf_classifier(model: Any, clip: tuple[float, float] = (0.0, 1.0)) -> Any:
 
     quiet_art()
     pre = pre_softmax(model)
-    fn = tf.function(lambda x, training=False: pre(x, training=False), reduce_retracing=True)
+
+    def forward(x: Any, training: bool = False) -> Any:
+        if eot == 1:
+            return pre(x, training=False)
+        return tf.add_n([pre(x, training=False) for _ in range(eot)]) / float(eot)
+
+    fn = tf.function(forward, reduce_retracing=True)
     return TensorFlowV2Classifier(
         model=fn, nb_classes=int(pre.output_shape[-1]),
         input_shape=tuple(int(d) for d in model.input_shape[1:]),
@@ -106,60 +71,187 @@ def tf_classifier(model: Any, clip: tuple[float, float] = (0.0, 1.0)) -> Any:
         clip_values=clip)  # fmt: skip
 
 
-def white_box(name: str, classifier: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
-              eps: float | None = None) -> np.ndarray:
-    """Adversarial inputs from a white-box attack (untargeted; ``eps`` for fgsm and pgd)."""
-    from art.attacks.evasion import CarliniL2Method, FastGradientMethod, ProjectedGradientDescent
+def bpda_model(model: Any, sample: np.ndarray) -> tuple[Any, list[str]]:
+    """BPDA (Athalye et al. 2018): a copy of ``model`` whose shape-preserving layers with a zero
+    gradient on ``sample`` (hard rounding, stop_gradient) compute the same forward pass but pass
+    the gradient straight through (identity backward). Returns the copy and the layers replaced."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(sample.astype(np.float32))
+    replaced: list[str] = []
+
+    def zero_grad(layer: Any, inp: Any) -> bool:
+        with tf.GradientTape() as tape:
+            tape.watch(inp)
+            out = layer(inp)
+        if out.shape != inp.shape:
+            return False
+        g = tape.gradient(tf.reduce_sum(out * tf.random.stateless_normal(out.shape, (1, 2))), inp)
+        return g is None or float(tf.reduce_max(tf.abs(g))) == 0.0
+
+    def walk(m: Any, inp: Any) -> Any:
+        h = inp
+        for layer in m.layers:
+            if isinstance(layer, tf.keras.layers.InputLayer):
+                continue
+            if isinstance(layer, tf.keras.Model):
+                h = walk(layer, h)
+                continue
+            if zero_grad(layer, h):
+                replaced.append(layer.name)
+            h = layer(h)
+        return h
+
+    walk(model, x)
+    if not replaced:
+        return model, []
+
+    def clone(layer: Any) -> Any:
+        if layer.name in replaced:
+            return tf.keras.layers.Lambda(lambda t, f=layer: t + tf.stop_gradient(f(t) - t),
+                                          name=f"bpda_{layer.name}")
+        return layer
+
+    return tf.keras.models.clone_model(model, clone_function=clone), replaced
+
+
+def _n(x: np.ndarray) -> int:
+    return max(1, len(x))
+
+
+@attack("fgsm", "FGSM", "white-box", "linf", True, "",
+        lambda c: "one gradient step")
+def fgsm(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: float) -> np.ndarray:
+    from art.attacks.evasion import FastGradientMethod
+
+    return FastGradientMethod(clf, eps=eps, eps_step=eps, batch_size=_n(x)).generate(x, y=y)
+
+
+def _pgd(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: float) -> np.ndarray:
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    best = x.copy()
+    fooled = np.zeros(len(x), bool)
+    for r in range(cfg.pgd_restarts):  # restart 0 from x itself, the others at random starts
+        atk = ProjectedGradientDescent(clf, eps=eps, eps_step=2.5 * eps / cfg.pgd_iter,
+                                       max_iter=cfg.pgd_iter, num_random_init=int(r > 0),
+                                       batch_size=_n(x), verbose=False)
+        with seeded(cfg.seed + r):
+            adv = atk.generate(x, y=y).astype(np.float32)
+        now = clf.predict(adv).argmax(1) != y
+        take = now & ~fooled
+        best[take], fooled = adv[take], fooled | now
+        if fooled.all():
+            break
+    return best
+
+
+attack("pgd", "PGD", "white-box", "linf", True, "pgd_iter",
+       lambda c: f"{c.pgd_iter} steps x {c.pgd_restarts} restarts, step 2.5 eps/steps")(_pgd)
+attack("pgd-bpda", "PGD with BPDA/EOT", "white-box", "linf", True, "pgd_iter",
+       lambda c: f"{c.pgd_iter} steps x {c.pgd_restarts} restarts through straight-through "
+                 f"copies of zero-gradient layers, EOT {c.eot}")(_pgd)
+
+
+@attack("autoattack", "AutoAttack", "white-box", "linf", True, "apgd_iter",
+        lambda c: f"APGD-CE + APGD-DLR {c.apgd_iter} steps each, then Square "
+                  f"{c.square_iter} queries")
+def autoattack(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
+               eps: float) -> np.ndarray:
+    """AutoAttack's standard sequence (ART's AutoAttack class needs the ``multiprocess``
+    package, so the sequence is run here): each attack on the images still robust."""
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+
+    n = _n(x)
+    seq = [AutoProjectedGradientDescent(clf, norm=np.inf, eps=eps, eps_step=2 * eps,
+                                        max_iter=cfg.apgd_iter, nb_random_init=1,
+                                        loss_type=loss, batch_size=n, verbose=False)
+           for loss in ("cross_entropy", "difference_logits_ratio")]
+    seq.append(SquareAttack(clf, norm=np.inf, eps=eps, max_iter=cfg.square_iter, p_init=0.3,
+                            nb_restarts=1, batch_size=n, verbose=False))
+    adv = x.copy()
+    for atk in seq:
+        left = np.flatnonzero(clf.predict(adv).argmax(1) == y)
+        if not len(left):
+            break
+        if isinstance(atk, SquareAttack):
+            new = atk.generate(x[left], y=np.eye(clf.nb_classes, dtype=np.float32)[y[left]])
+        else:
+            new = atk.generate(x[left], y=y[left])
+        new = np.clip(new, x[left] - eps, x[left] + eps).astype(np.float32)
+        hit = clf.predict(new).argmax(1) != y[left]
+        adv[left[hit]] = new[hit]
+    return adv
+
+
+@attack("cw", "Carlini-Wagner L2", "white-box", "l2", False, "cw_iter",
+        lambda c: f"{c.cw_iter} iterations x {c.cw_search} binary-search steps")
+def cw(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: None) -> np.ndarray:
+    from art.attacks.evasion import CarliniL2Method
+
+    return CarliniL2Method(clf, learning_rate=cfg.cw_lr, max_iter=cfg.cw_iter,
+                           binary_search_steps=cfg.cw_search, initial_const=cfg.cw_const,
+                           max_halving=2, max_doubling=2, batch_size=_n(x),
+                           verbose=False).generate(x, y=y)
+
+
+@attack("square", "Square", "black-box", "linf", True, "square_iter",
+        lambda c: f"{c.square_iter} iterations per image, one image per call")
+def square(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: float) -> np.ndarray:
+    from art.attacks.evasion import SquareAttack
+
+    atk = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=cfg.square_iter, p_init=0.3,
+                       nb_restarts=1, batch_size=1, verbose=False)
+    onehot = np.eye(clf.nb_classes, dtype=np.float32)[y]
+    out = x.copy()
+    for i in range(len(x)):  # batched Square shares squares across images and is weaker
+        with seeded(cfg.seed + i):
+            out[i] = atk.generate(x[i:i + 1], y=onehot[i:i + 1])[0]
+    return out
+
+
+@attack("boundary", "Boundary", "black-box", "l2", False, "boundary_iter",
+        lambda c: f"{c.boundary_iter} iterations (decisions only)")
+def boundary(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: None) -> np.ndarray:
+    from art.attacks.evasion import BoundaryAttack
+
+    return BoundaryAttack(clf, targeted=False, max_iter=cfg.boundary_iter, num_trial=10,
+                          sample_size=10, init_size=20, batch_size=_n(x),
+                          verbose=False).generate(x, y=np.eye(clf.nb_classes)[y])
+
+
+@attack("hsj", "HopSkipJump L2", "black-box", "l2", False, "hsj_iter",
+        lambda c: f"{c.hsj_iter} iterations x {c.hsj_max_eval} evaluations (decisions only)")
+def hsj(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: None) -> np.ndarray:
+    from art.attacks.evasion import HopSkipJump
+
+    return HopSkipJump(clf, targeted=False, norm=2, max_iter=cfg.hsj_iter,
+                       max_eval=cfg.hsj_max_eval, init_eval=20, init_size=20, batch_size=_n(x),
+                       verbose=False).generate(x, y=np.eye(clf.nb_classes)[y])
+
+
+@attack("zoo", "ZOO L2", "black-box", "l2", False, "zoo_iter",
+        lambda c: f"{c.zoo_iter} iterations, {c.zoo_parallel} coordinates at a time, "
+                  f"step {c.zoo_step:g}")
+def zoo(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: None) -> np.ndarray:
+    from art.attacks.evasion import ZooAttack
+
+    return ZooAttack(clf, confidence=0.0, targeted=False, learning_rate=0.05,
+                     max_iter=cfg.zoo_iter, binary_search_steps=1, initial_const=10.0,
+                     abort_early=True, use_resize=False, use_importance=False,
+                     nb_parallel=cfg.zoo_parallel, batch_size=1, variable_h=cfg.zoo_step,
+                     verbose=False).generate(x, y=np.eye(clf.nb_classes)[y])
+
+
+def run(name: str, clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
+        eps: float | None = None) -> np.ndarray:
+    """Adversarial inputs of attack ``name`` (seeded, clipped to the input range)."""
+    from toolchain.robustness.registry import get
 
     quiet_art()
-    n = len(x)
-    if name == "fgsm":
-        atk = FastGradientMethod(classifier, eps=eps, eps_step=eps, batch_size=max(1, n))
-    elif name == "pgd":
-        atk = ProjectedGradientDescent(classifier, eps=eps, eps_step=2.5 * eps / cfg.pgd_iter,
-                                       max_iter=cfg.pgd_iter, batch_size=max(1, n), verbose=False)
-    elif name == "cw":
-        atk = CarliniL2Method(classifier, learning_rate=cfg.cw_lr, max_iter=cfg.cw_iter,
-                              binary_search_steps=cfg.cw_search, initial_const=cfg.cw_const,
-                              max_halving=2, max_doubling=2, batch_size=max(1, n), verbose=False)
-    else:
-        raise StqError(f"{name} is not a white-box attack")
-    return atk.generate(x.astype(np.float32), y=y).astype(np.float32)
-
-
-def black_box(name: str, classifier: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
-              eps: float | None = None) -> np.ndarray:
-    """Adversarial inputs from a black-box attack on an ART black-box classifier."""
-    from art.attacks.evasion import BoundaryAttack, HopSkipJump, SquareAttack, ZooAttack
-
-    quiet_art()
-    np.random.seed(cfg.seed)  # ART's black-box attacks draw from NumPy's global generator
     x = x.astype(np.float32)
-    n = len(x)
-    if name == "square":
-        atk = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=cfg.square_iter,
-                           p_init=0.3, nb_restarts=1, batch_size=max(1, n), verbose=False)
-    elif name == "boundary":
-        atk = BoundaryAttack(classifier, targeted=False, max_iter=cfg.boundary_iter,
-                             num_trial=10, sample_size=10, init_size=20, batch_size=max(1, n),
-                             verbose=False)
-    elif name == "hsj":
-        atk = HopSkipJump(classifier, targeted=False, norm=2, max_iter=cfg.hsj_iter,
-                          max_eval=cfg.hsj_max_eval, init_eval=20, init_size=20,
-                          batch_size=max(1, n), verbose=False)
-    elif name == "zoo":
-        atk = ZooAttack(classifier, confidence=0.0, targeted=False, learning_rate=0.05,
-                        max_iter=cfg.zoo_iter, binary_search_steps=1, initial_const=10.0,
-                        abort_early=True, use_resize=False, use_importance=False,
-                        nb_parallel=cfg.zoo_parallel, batch_size=1, variable_h=cfg.zoo_step,
-                        verbose=False)
-    else:
-        raise StqError(f"{name} is not a black-box attack")
-    onehot = np.eye(classifier.nb_classes, dtype=np.float32)[y]
-    adv = atk.generate(x, y=onehot)
+    with seeded(cfg.seed):
+        adv = get(name).factory(clf, x, y, cfg, eps)
     if adv is None:
         return x
     return np.clip(np.asarray(adv, dtype=np.float32), *cfg.clip)
-
-
-AttackFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

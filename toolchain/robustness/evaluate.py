@@ -1,9 +1,10 @@
-"""Adversarial evaluation of one model: every attack and epsilon, scored on the host model and
-(for converted models) checked on the device, resumable, written to OUT/results.json.
+"""Adversarial evaluation of one model: every attack and epsilon (and each at half its budget,
+for the convergence check), scored on the host model and (for converted models) checked on the
+device, resumable, written to OUT/results.json.
 
 The model under test is the QKeras ``.h5``; with its artifact (``stq convert`` OUTDIR) the
 "host" model is the bit-exact integer reference, otherwise the Keras model itself. White-box
-attacks use the QKeras gradients; black-box attacks query an oracle: the device (--board /
+attacks use the Keras gradients; black-box attacks query an oracle: the device (--board /
 --port), the host-compiled C (``host-c``) or the reference. Every adversarial input is then
 quantized, run on the host model and on that device oracle, and the two outputs must be
 identical (``host_device_equal``; any difference makes the run fail after its report).
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,12 @@ from toolchain.errors import StqError
 from toolchain.fsutil import ensure_writable_dir, write_text
 from toolchain.robustness import attacks as A
 from toolchain.robustness import oracles
+from toolchain.robustness.registry import AttackConfig, describe_budget, get, halved
+from toolchain.robustness.scoring import score
 
 CHUNKS = "chunks.jsonl"
 QUERIES = "queries.jsonl"
 RESULTS = "results.json"
-TRANSFER_ATTACKS = ("fgsm", "pgd")
 
 
 def _b64(a: np.ndarray) -> str:
@@ -76,189 +78,228 @@ def _device(g: Any, artifact: Path | None, backend: str, board: str | None, port
         yield o
 
 
-def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, dataset: str,
+def plan(cfg: AttackConfig, transfer_from: tuple[Path, ...]) -> list[dict]:
+    """The jobs of one evaluation: every attack at every epsilon (once for minimal-perturbation
+    attacks), each again at half its budget, PGD at the whole input range, transfer attacks."""
+    jobs = []
+    for name in cfg.attacks:
+        spec = get(name)
+        for eps in (cfg.eps if spec.bounded else (None,)):
+            key = name if eps is None else f"{name}@{eps:g}"
+            base = {"attack": name, "base": name, "eps": eps, "src": None, "kind": spec.threat,
+                    "sanity": False}
+            jobs.append({**base, "key": key, "half": False, "cfg": cfg})
+            if cfg.convergence and spec.knob:
+                jobs.append({**base, "key": key, "half": True, "cfg": halved(cfg, name)})
+    if cfg.sanity and any(get(a).threat == "white-box" for a in cfg.attacks):
+        e = cfg.range_eps()
+        jobs.append({"attack": "pgd", "base": "pgd", "eps": e, "src": None, "kind": "white-box",
+                     "key": f"pgd@{e:g}", "half": False, "sanity": True, "cfg": cfg,
+                     "title": "PGD at the whole input range"})
+    for src in transfer_from:
+        for eps in cfg.eps:
+            name = f"transfer-{model_label(src)}-pgd"
+            jobs.append({"attack": name, "base": "pgd", "eps": eps, "src": src,
+                         "kind": "transfer", "key": f"{name}@{eps:g}", "half": False,
+                         "sanity": False, "cfg": cfg, "title": f"PGD transferred from "
+                                                                f"{model_label(src)}"})
+    seen: set[tuple[str, bool]] = set()
+    unique = []
+    for j in jobs:  # e.g. --eps 1 and the whole-range PGD
+        if (j["key"], j["half"]) not in seen:
+            seen.add((j["key"], j["half"]))
+            unique.append(j)
+    return unique
+
+
+def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset: str,
              out: Path, backend: str = "reference", board: str | None = None,
              port: str | None = None, elf: Path | None = None,
              transfer_from: tuple[Path, ...] = (), label: str | None = None,
-             log: Callable[[str], None] = print, keras_model: Any = None) -> dict:
+             log: Callable[[str], None] = print, keras_model: Any = None,
+             inputs: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False,
+             transfer: tuple[Path, ...] = ()) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
-    (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5."""
+    (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5;
+    ``inputs`` (x, y) replace the dataset's test split; ``transfer`` adds the transfer matrix
+    of this model and those (toolchain.robustness.transfer)."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
-    from toolchain.training import datasets
+    from toolchain.robustness.masking import diagnose
 
     cfg.check()
-    ensure_writable_dir(out)
-    ds = datasets.load(dataset)
-    x, y = ds.x_test[:cfg.limit].astype(np.float32), ds.y_test[:cfg.limit].astype(np.int64)
+    if inputs is None:
+        from toolchain.training import datasets
+
+        ds = datasets.load(dataset)
+        inputs = (ds.x_test, ds.y_test)
+    x = np.asarray(inputs[0][:cfg.limit], np.float32)
+    y = np.asarray(inputs[1][:cfg.limit], np.int64)
     keras = keras_model if keras_model is not None else load_keras_model(model_path)
     g = reference.load_artifact_dir(artifact) if artifact is not None else None
+    shape = tuple(int(d) for d in keras.input_shape[1:])
+    check_inputs(x, y, shape, int(keras.output_shape[-1]), cfg.clip, "inputs")
+    ensure_writable_dir(out)
     host: oracles.Oracle = oracles.ReferenceOracle(g) if g is not None else \
         oracles.KerasOracle(keras, "keras")
     keras_o = oracles.KerasOracle(keras, "keras")
     label = label or model_label(model_path)
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
-                         "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from]},
-                        sort_keys=True, default=str)
+                         "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from],
+                         "x": _digest(x, y)}, sort_keys=True, default=str)
     done = _read_chunks(out / CHUNKS, run_id)
     if done:
         log(f"[attack] resuming: {len(done)} finished chunks in {out / CHUNKS}")
-    stats: dict[str, dict] = {}
-    advs: dict[str, np.ndarray] = {}
+    jobs = plan(cfg, transfer_from)
     with ExitStack() as stack:
         device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out))
         attack_oracle = device if device is not None else host
         chunks_f = stack.enter_context(open(out / CHUNKS, "a"))
         counted = oracles.CountedOracle(attack_oracle, None, out / QUERIES, {"model": label})
         stack.callback(counted.close)
+        clfs: dict[str, Any] = {}
 
-        def record(rec: dict) -> None:
-            chunks_f.write(json.dumps({"run": run_id, **rec}) + "\n")
-            chunks_f.flush()
+        def classifier(job: dict) -> Any:
+            if job["kind"] == "black-box":
+                return oracles.art_classifier(counted, cfg.clip)
+            name = str(job["src"]) if job["src"] is not None else job["attack"]
+            if name not in clfs:
+                m = keras if job["src"] is None else load_keras_model(job["src"])
+                if job["attack"] == "pgd-bpda":
+                    m, replaced = A.bpda_model(m, x[:8])
+                    log(f"[attack] BPDA: straight-through gradient for layers "
+                        f"{', '.join(replaced) or 'none (every layer has a gradient)'}")
+                clfs[name] = A.tf_classifier(m, cfg.clip, cfg.eot if job["attack"] ==
+                                             "pgd-bpda" else 1)
+            return clfs[name]
 
-        jobs: list[tuple[str, str, float | None, Any]] = []
-        wb_clf = None
-        for name in cfg.attacks:
-            for eps in (cfg.eps if name in A.BOUNDED else (None,)):
-                jobs.append((name, name, eps, None))
-        for src in transfer_from:
-            for name in TRANSFER_ATTACKS:
-                for eps in cfg.eps:
-                    jobs.append((f"transfer-{model_label(src)}-{name}", name, eps, src))
-        src_clf: dict[str, Any] = {}
-        for attack, base, eps, src in jobs:
-            key = attack if eps is None else f"{attack}@{eps:g}"
-            st = stats.setdefault(key, {"attack": attack, "eps": eps, "queries": 0,
-                                        "seconds": 0.0, "budget_exhausted": False,
-                                        "attacked": 0, "oracle": None})
-            adv = x.copy()
-            blackbox = src is None and base in A.BLACK_BOX
-            size = cfg.chunk if blackbox else len(x)
-            t_key = time.perf_counter()
-            for start in range(0, len(x), size):
-                sl = slice(start, start + size)
-                rec = done.get((key, start))
-                if rec is None:
-                    rec = {"key": key, "start": start, "n": len(x[sl]), "queries": 0,
-                           "exhausted": False}
-                    t0 = time.perf_counter()
-                    if src is not None:
-                        if str(src) not in src_clf:
-                            src_clf[str(src)] = A.tf_classifier(load_keras_model(src), cfg.clip)
-                        a = A.white_box(base, src_clf[str(src)], x[sl], y[sl], cfg, eps)
-                    elif not blackbox:
-                        wb_clf = wb_clf or A.tf_classifier(keras, cfg.clip)
-                        a = A.white_box(base, wb_clf, x[sl], y[sl], cfg, eps)
-                    else:
-                        spent = st["queries"]
-                        counted.budget = None if cfg.budget is None else cfg.budget - spent
-                        counted.queries = 0
-                        counted.set_context(attack=key, start=start)
-                        if st["budget_exhausted"]:
-                            a, rec["exhausted"] = x[sl], True
-                        else:
-                            try:
-                                a = A.black_box(base, oracles.art_classifier(counted, cfg.clip),
-                                                x[sl], y[sl], cfg, eps)
-                            except oracles.BudgetExhausted:
-                                a, rec["exhausted"] = x[sl], True
-                        rec["queries"] = counted.queries
-                    rec["seconds"] = round(time.perf_counter() - t0, 3)
-                    rec["adv"] = _b64(a)
-                    record(rec)
-                adv[sl] = _unb64(rec["adv"], x[sl].shape)
-                st["queries"] += rec["queries"]
-                st["seconds"] += rec["seconds"]
-                st["budget_exhausted"] |= rec["exhausted"]
-                st["attacked"] += 0 if rec["exhausted"] else rec["n"]
-            st["oracle"] = attack_oracle.name if blackbox else ("gradients of " + (
-                model_label(src) if src is not None else label))
-            if st["budget_exhausted"]:
-                log(f"[attack] {key}: stopped at the query budget ({cfg.budget}); "
-                    f"{st['attacked']} of {len(x)} images attacked")
-            log(f"[attack] {key}: {time.perf_counter() - t_key:.1f} s, "
-                f"{st['queries']} queries" if blackbox else
-                f"[attack] {key}: {time.perf_counter() - t_key:.1f} s")
-            advs[key] = adv
-        result = score(label, g, host, keras_o, device, x, y, advs, stats, cfg)
+        bar = _progress(len(jobs), progress)
+        for job in jobs:
+            _run_job(job, x, y, done, counted, classifier, chunks_f, run_id, log)
+            job["oracle"] = attack_oracle.name if job["kind"] == "black-box" else (
+                "gradients of " + (model_label(job["src"]) if job["src"] else label))
+            job["budget"] = describe_budget(replace(job["cfg"], attacks=(job["base"],)))[
+                job["base"]] + (f"; at most {cfg.max_queries:,} queries"
+                                if cfg.max_queries and job["kind"] == "black-box" else "")
+            bar.update(1)
+        bar.close()
+        result = score(label, g, host, keras_o, device, x, y, jobs, cfg)
     result.update({"dataset": dataset, "model_path": str(model_path),
                    "artifact": str(artifact) if artifact else None, "config": cfg.as_dict(),
-                   "attack_oracle": attack_oracle.name,
+                   "budget": cfg.budget, "attack_oracle": attack_oracle.name,
                    "transfer_from": [str(p) for p in transfer_from]})
-    from toolchain.robustness.report import diagnose
+    if transfer:
+        from toolchain.robustness import transfer as T
 
+        result["transfer_matrix"] = T.matrix([(label, keras), *T.load_models(list(transfer))],
+                                             cfg, x, y, log)
     result["masking"] = diagnose(result)
     write_text(out / RESULTS, json.dumps(result, indent=2, default=float) + "\n")
     return result
 
 
-def _robust(clean_ok: np.ndarray, wrong: np.ndarray, linf: np.ndarray, eps: float) -> float:
-    return float(np.mean(clean_ok & ~(wrong & (linf <= eps + 1e-9))))
+def _digest(x: np.ndarray, y: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()[:16]
 
 
-def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
-          device: oracles.Oracle | None, x: np.ndarray, y: np.ndarray,
-          advs: dict[str, np.ndarray], stats: dict[str, dict], cfg: A.AttackConfig) -> dict:
-    """Accuracy of every attack at every epsilon on the host model, the Keras model and the
-    device; bounded attacks are projected onto the epsilon ball on the input grid."""
-    step = float(g.input_format["step"]) if g is not None else None
-    mismatches = 0
+def _progress(total: int, on: bool) -> Any:
+    from tqdm import tqdm
 
-    def run_all(xe: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool | None]:
-        nonlocal mismatches
-        hl = host(xe)
-        dev = None
-        equal = None
-        if device is not None:
-            dl = device(xe)
-            bad = ~np.all(dl == hl, axis=1)
-            mismatches += int(bad.sum())
-            equal = not bad.any()
-            dev = dl.argmax(1)
-        return hl.argmax(1), keras_o(xe).argmax(1), dev, equal
+    return tqdm(total=total, desc="attacks", unit="run", disable=not on, leave=False)
 
-    def grid(a: np.ndarray) -> np.ndarray:
-        return a if g is None else oracles.ReferenceOracle(g).quantize(a).reshape(a.shape) * step
 
-    ph, pk, pd, eq = run_all(grid(x))
-    clean_ok = ph == y
-    clean = {"host": float(np.mean(ph == y)), "keras": float(np.mean(pk == y)),
-             "device": None if pd is None else float(np.mean(pd == y)), "host_device_equal": eq}
-    rows = []
-    for key, adv in advs.items():
-        st = stats[key]
-        eps = st["eps"]
-        base = key.split("@")[0].split("-")[-1]
-        xa = grid(adv)
-        if eps is not None and step is not None:  # project onto the ball on the input grid
-            k = math.floor(eps / step + 1e-6) * step
-            xa = np.clip(xa, grid(x) - k, grid(x) + k)
-        delta = (xa - grid(x)).reshape(len(x), -1)
-        linf, l2 = np.abs(delta).max(1), np.sqrt((delta ** 2).sum(1))
-        ph, pk, pd, eq = run_all(xa)
-        kind = "transfer" if key.startswith("transfer-") else (
-            "white-box" if base in A.WHITE_BOX else "black-box")
-        common = {"attack": st["attack"], "kind": kind, "norm": A.NORM[base],
-                  "queries": st["queries"] if kind == "black-box" else None,
-                  "seconds": round(st["seconds"], 3), "budget_exhausted": st["budget_exhausted"],
-                  "attacked": st["attacked"], "oracle": st["oracle"],
-                  "host_device_equal": eq, "linf_median": float(np.median(linf)),
-                  "l2_median": float(np.median(l2))}
-        if eps is not None:
-            rows.append({**common, "eps": eps, "bounded": True,
-                         "acc": {"host": float(np.mean(clean_ok & (ph == y))),
-                                 "keras": float(np.mean(clean_ok & (pk == y))),
-                                 "device": None if pd is None else
-                                 float(np.mean(clean_ok & (pd == y)))}})
-            continue
-        wrong = {"host": ph != y, "keras": pk != y, "device": None if pd is None else pd != y}
-        for e in [*cfg.eps, math.inf]:
-            rows.append({**common, "eps": None if e == math.inf else e, "bounded": False,
-                         "acc": {k: None if w is None else _robust(clean_ok, w, linf, e)
-                                 for k, w in wrong.items()}})
-    return {"model": label, "n": int(len(x)), "integer": g is not None,
-            "device": device.name if device is not None else None, "clean": clean,
-            "rows": rows, "eps": list(cfg.eps), "host_device_mismatches": mismatches}
+def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
+             classifier: Callable[[dict], Any], chunks_f: Any, run_id: str,
+             log: Callable[[str], None]) -> None:
+    """Run (or resume) one job chunk by chunk; fills job adv, queries, seconds, attacked."""
+    cfg: AttackConfig = job["cfg"]
+    rkey = job["key"] + ("~half" if job["half"] else "")
+    blackbox = job["kind"] == "black-box"
+    size = cfg.chunk if blackbox else len(x)
+    adv = x.copy()
+    job.update(queries=0, seconds=0.0, exhausted=False, attacked=0)
+    t_key = time.perf_counter()
+    for start in range(0, len(x), size):
+        sl = slice(start, start + size)
+        rec = done.get((rkey, start))
+        if rec is None:
+            rec = {"key": rkey, "start": start, "n": len(x[sl]), "queries": 0,
+                   "exhausted": False}
+            t0 = time.perf_counter()
+            if blackbox:
+                counted.budget = None if cfg.max_queries is None else \
+                    cfg.max_queries - job["queries"]
+                counted.queries = 0
+                counted.set_context(attack=rkey, start=start)
+                if job["exhausted"]:
+                    a, rec["exhausted"] = x[sl], True
+                else:
+                    try:
+                        a = A.run(job["base"], classifier(job), x[sl], y[sl], cfg, job["eps"])
+                    except oracles.BudgetExhausted:
+                        a, rec["exhausted"] = x[sl], True
+                rec["queries"] = counted.queries
+            else:
+                a = A.run(job["base"], classifier(job), x[sl], y[sl], cfg, job["eps"])
+            rec["seconds"] = round(time.perf_counter() - t0, 3)
+            rec["adv"] = _b64(a)
+            chunks_f.write(json.dumps({"run": run_id, **rec}) + "\n")
+            chunks_f.flush()
+        adv[sl] = _unb64(rec["adv"], x[sl].shape)
+        job["queries"] += rec["queries"]
+        job["seconds"] += rec["seconds"]
+        job["exhausted"] |= rec["exhausted"]
+        job["attacked"] += 0 if rec["exhausted"] else rec["n"]
+    job["adv"] = adv
+    if job["exhausted"]:
+        log(f"[attack] {rkey}: stopped at the query budget ({cfg.max_queries}); "
+            f"{job['attacked']} of {len(x)} images attacked")
+    took = time.perf_counter() - t_key
+    log(f"[attack] {rkey}: {took:.1f} s, {job['queries']} queries" if blackbox else
+        f"[attack] {rkey}: {took:.1f} s")
+
+
+def load_inputs(path: Path, labels: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs from ``.npz`` (arrays x and y, or x_test and y_test) or ``.npy`` (x; the labels
+    from ``labels``, an .npy of class indices)."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise StqError(f"--inputs {path} does not exist") from None
+    except (ValueError, OSError) as exc:
+        raise StqError(f"--inputs {path} is not an .npz or .npy file ({exc})") from None
+    if isinstance(data, np.ndarray):
+        x, y = data, None
+    else:
+        xk = next((k for k in ("x", "x_test") if k in data.files), None)
+        yk = next((k for k in ("y", "y_test") if k in data.files), None)
+        if xk is None:
+            raise StqError(f"--inputs {path} has arrays {', '.join(data.files)}; it needs x "
+                           "(or x_test) and y (or y_test)")
+        x, y = data[xk], (data[yk] if yk else None)
+    if labels is not None:
+        y = np.load(labels, allow_pickle=False)
+    if y is None:
+        raise StqError(f"--inputs {path} has no labels: add y to the .npz or give --labels")
+    y = np.asarray(y).reshape(-1)
+    if x.ndim < 2 or len(x) != len(y) or len(x) == 0:
+        raise StqError(f"--inputs {path}: {len(x)} inputs of shape {x.shape[1:]} and {len(y)} "
+                       "labels; they must match and not be empty")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def check_inputs(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...], classes: int,
+                 clip: tuple[float, float], where: str) -> None:
+    """One clear line when inputs do not fit the model."""
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise StqError(f"{where}: inputs of shape {tuple(x.shape[1:])}, the model takes {shape}")
+    if not np.all(np.isfinite(x)) or x.min() < clip[0] or x.max() > clip[1]:
+        raise StqError(f"{where}: input values must be finite and in [{clip[0]:g}, {clip[1]:g}]")
+    if y.min() < 0 or y.max() >= classes:
+        raise StqError(f"{where}: labels must be class indices 0..{classes - 1}")
 
 
 def check_equal(result: dict) -> None:

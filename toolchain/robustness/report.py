@@ -1,22 +1,45 @@
 """The robustness report: one or more models' attack results (OUT/results.json of `stq attack`)
-as Markdown, HTML (accuracy-vs-epsilon plots embedded) and JSON, with the gradient-masking
-diagnostic. Written atomically (toolchain.fsutil)."""
+as HTML (toolchain.reports), Markdown and JSON: accuracy per attack and epsilon in the attack's
+own norm with n and 95 % intervals, the budgets, convergence, L2 curves and minimal
+perturbations, host vs device, queries, the gradient-masking checks and the transfer matrix.
+Written atomically (toolchain.fsutil)."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from pathlib import Path
 
+from toolchain import reports
 from toolchain.errors import StqError
 from toolchain.fsutil import write_text
+from toolchain.reports import Section, Table
+from toolchain.robustness import figures
 from toolchain.robustness.masking import diagnose
 
 ORDER = ("fp", "int8", "stq", "stq-jr")
+NORM = {"linf": "L-inf", "l2": "L2"}
+RESULT_KEYS = ("model", "n", "clean", "rows", "eps", "l2_eps")
+ROW_KEYS = ("attack", "title", "kind", "norm", "eps", "acc", "n", "robust", "ci", "budget")
 
 
+def _check_shape(res: object, p: Path) -> dict:
+    """One clear line when a file is not a results.json of this stq."""
+    if not isinstance(res, dict):
+        raise StqError(f"{p} is not a `stq attack` results.json (a JSON object with "
+                       f"{', '.join(RESULT_KEYS)})")
+    missing = [k for k in RESULT_KEYS if k not in res]
+    rows = res.get("rows")
+    if not missing and isinstance(rows, list):
+        missing = sorted({k for r in rows if isinstance(r, dict) for k in ROW_KEYS
+                          if k not in r} | ({"rows[]"} if any(not isinstance(r, dict)
+                                                              for r in rows) else set()))
+        missing = [f"rows[].{k}" for k in missing]
+    elif not missing:
+        missing = ["rows (a list)"]
+    if missing:
+        raise StqError(f"{p} is not a `stq attack` results.json of this stq version (missing "
+                       f"{', '.join(missing)}); run `stq attack` again")
+    return res
 
 
 def load_results(dirs: list[Path]) -> list[dict]:
@@ -24,10 +47,10 @@ def load_results(dirs: list[Path]) -> list[dict]:
     for d in dirs:
         p = Path(d) if Path(d).suffix == ".json" else Path(d) / "results.json"
         try:
-            out.append(json.loads(p.read_text()))
+            out.append(_check_shape(json.loads(p.read_text()), p))
         except FileNotFoundError:
             raise StqError(f"{p} not found: run `stq attack ... -o {d}` first") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StqError(f"{p} is not valid JSON ({exc})") from None
     names = [r["model"] for r in out]
     if len(set(names)) != len(names):
@@ -36,20 +59,139 @@ def load_results(dirs: list[Path]) -> list[dict]:
                                       r["model"]))
 
 
-def _keys(results: list[dict]) -> list[tuple[str, float | None]]:
-    seen: dict[tuple[str, float | None], None] = {}
+def fmt_acc(acc: float | None, ci: tuple[float, float] | list[float] | None = None,
+            robust: int | None = None, n: int | None = None) -> str:
+    if acc is None:
+        return "-"
+    s = f"{acc:.3f}"
+    if robust is not None and n is not None:
+        s += f" ({robust}/{n})"
+    if ci is not None:
+        s += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return s
+
+
+def _eps(r: dict) -> str:
+    if r["eps"] is None:
+        return "unbounded"
+    return f"{r['eps']:g}" + (" (whole range)" if r.get("sanity") else "")
+
+
+def _keys(results: list[dict]) -> list[tuple[str, str, float | None]]:
+    seen: dict[tuple[str, str, float | None], str] = {}
     for res in results:
         for r in res["rows"]:
-            seen.setdefault((r["attack"], r["eps"]), None)
+            seen.setdefault((r["attack"], r["norm"], r["eps"]), r["title"])
     return list(seen)
 
 
-def _cell(res: dict, attack: str, eps: float | None, what: str = "host") -> str:
-    for r in res["rows"]:
-        if r["attack"] == attack and r["eps"] == eps:
-            v = r["acc"].get(what)
-            return "" if v is None else f"{v:.3f}"
-    return "-"
+def _row(res: dict, attack: str, norm: str, eps: float | None) -> dict | None:
+    return next((r for r in res["rows"] if (r["attack"], r["norm"], r["eps"]) ==
+                 (attack, norm, eps)), None)
+
+
+def _title(results: list[dict], attack: str) -> str:
+    return next(r["title"] for res in results for r in res["rows"] if r["attack"] == attack)
+
+
+def tables(results: list[dict]) -> dict[str, Table]:
+    models = [f"{r['model']} (n={r['n']})" for r in results]
+    acc = [["clean", "-", "-", *[fmt_acc(r["clean"]["host"], r["clean"].get("ci"),
+                                         round(r["clean"]["host"] * r["n"]), r["n"])
+                                 for r in results]]]
+    for attack, norm, eps in _keys(results):
+        cells = []
+        for res in results:
+            r = _row(res, attack, norm, eps)
+            cells.append("-" if r is None else fmt_acc(r["acc"]["host"], r["ci"], r["robust"],
+                                                       r["n"]) +
+                         (" (not converged)" if r.get("converged") is False else ""))
+        first = next(r for res in results if (r := _row(res, attack, norm, eps)))
+        acc.append([first["title"], NORM[norm], _eps(first), *cells])
+    t: dict[str, Table] = {}
+    t["accuracy"] = Table(["attack", "norm", "epsilon", *models], acc, id="accuracy",
+                          numeric_from=2, note="Robust accuracy on the host model (robust/n) "
+                          "[Wilson 95 % interval]. L-inf attacks are scored at L-inf epsilons, "
+                          "L2 attacks at L2 epsilons; minimal-perturbation attacks count an "
+                          "image as broken at epsilon when the perturbation they found is "
+                          "within it.")
+    attacks = list(dict.fromkeys(a for a, _, _ in _keys(results)))
+    t["budget"] = Table(["attack", "threat model", "norm", "what the budget runs"], [
+        [r["title"], r["kind"], NORM[r["norm"]], r["budget"]] for r in (
+            next(r for res in results for r in res["rows"] if r["attack"] == a
+                 and not r.get("sanity")) for a in attacks
+            if any(r["attack"] == a and not r.get("sanity") for res in results
+                   for r in res["rows"]))],
+        id="budget", numeric_from=99,
+        note="Budgets: " + ", ".join(sorted({str(r.get("budget", "?")) for r in results})))
+    conv = []
+    for res in results:
+        for r in res["rows"]:
+            if r.get("half_acc") is not None:
+                conv.append([res["model"], r["title"], NORM[r["norm"]], _eps(r),
+                             f"{r['half_acc']:.3f}", f"{r['acc']['host']:.3f}",
+                             f"{r['acc']['host'] - r['half_acc']:+.3f}",
+                             "converged" if r["converged"] else "not converged"])
+    tol = max((r.get("tolerance", 0.05) for r in results), default=0.05)
+    t["convergence"] = Table(["model", "attack", "norm", "epsilon", "half budget",
+                              "full budget", "change", "verdict"], conv, id="convergence",
+                             numeric_from=4, note=f"Converged: doubling the budget changes "
+                             f"accuracy by at most {tol:.3f} (0.05, or one image).")
+    mins = []
+    for res in results:
+        for r in res["rows"]:
+            if not r["bounded"] and r["eps"] is None:
+                med = r.get("median_min_perturbation")
+                mins.append([res["model"], r["title"], NORM[r["norm"]],
+                             f"{r['found']}/{r['attackable']}",
+                             "-" if med is None else f"{med:.3f}"])
+    t["minimal"] = Table(["model", "attack", "norm", "adversarial found (of correct)",
+                          "median minimal perturbation"], mins, id="minimal", numeric_from=3)
+    dev_head = ["model", "device", "clean accuracy (host)", "clean accuracy (device)",
+                *[_title(results, a) for a in attacks]]
+    t["device"] = Table(dev_head, [[
+        r["model"], r.get("device") or "none", f"{r['clean']['host']:.3f} (n={r['n']})",
+        "-" if r["clean"]["device"] is None else f"{r['clean']['device']:.3f} (n={r['n']})",
+        *[_equal(r, a) for a in attacks]] for r in results], id="device", numeric_from=2)
+    t["queries"] = Table(["model", "attack oracle", *[_title(results, a) for a in attacks]],
+                         [[r["model"], r.get("attack_oracle", "-"),
+                           *[_queries(r, a) for a in attacks]] for r in results],
+                         id="queries", numeric_from=2)
+    mask = []
+    for r in results:
+        for c in diagnose(r)["checks"]:
+            mask.append([r["model"], c["title"], c["status"], "; ".join(c["evidence"])])
+    t["masking"] = Table(["model", "check", "result", "evidence"], mask, id="masking",
+                         numeric_from=99)
+    for r in results:
+        tm = r.get("transfer_matrix")
+        if tm:
+            rows = [[src, f"{e:g}", *[fmt_acc(v, c) for v, c in zip(tm["acc"][k][i],
+                                                                    tm["ci"][k][i],
+                                                                    strict=True)]]
+                    for k, e in enumerate(tm["eps"]) for i, src in enumerate(tm["models"])]
+            t["transfer"] = Table(["source (gradients)", "epsilon",
+                                   *[f"on {m} (n={tm['n']})" for m in tm["models"]]], rows,
+                                  id="transfer", numeric_from=2,
+                                  note=f"PGD ({tm['budget']}) crafted on the source, robust "
+                                       "accuracy of the target; the diagonal is white-box.")
+    return t
+
+
+def _equal(res: dict, attack: str) -> str:
+    eq = [r["host_device_equal"] for r in res["rows"] if r["attack"] == attack]
+    if not res.get("device") or not eq or any(e is None for e in eq):
+        return "n/a"
+    return "equal" if all(eq) else "DIFFERENT"
+
+
+def _queries(res: dict, attack: str) -> str:
+    qs = [r for r in res["rows"] if r["attack"] == attack and (r["bounded"] or r["eps"] is None)]
+    if not any(r.get("queries") is not None for r in qs):
+        return "-"
+    total = sum(r["queries"] or 0 for r in qs)
+    return f"{total:,}" + (" (query cap reached)" if any(r["budget_exhausted"] for r in qs)
+                           else "")
 
 
 def to_json(results: list[dict]) -> dict:
@@ -58,117 +200,57 @@ def to_json(results: list[dict]) -> dict:
             "masking": {res["model"]: diagnose(res) for res in results}}
 
 
-def _equal(res: dict, attack: str) -> str:
-    eq = [r["host_device_equal"] for r in res["rows"] if r["attack"] == attack]
-    if not res.get("device") or any(e is None for e in eq):
-        return "n/a"
-    return "equal" if all(eq) else "DIFFERENT"
+def sections(results: list[dict], figures_on: bool = True) -> list[Section]:
+    t = tables(results)
+    acc = Section("Robust accuracy", "accuracy-section").add("table", t["accuracy"])
+    if figures_on:
+        acc.add("figure", {"png": figures.accuracy_png(results, "linf"), "id": "chart",
+                           "alt": "accuracy vs L-inf epsilon",
+                           "caption": "Robust accuracy against L-inf epsilon (95 % bands)."})
+        if any(r["norm"] == "l2" for res in results for r in res["rows"]):
+            acc.add("figure", {"png": figures.accuracy_png(results, "l2"), "id": "l2-chart",
+                               "alt": "accuracy vs L2 epsilon",
+                               "caption": "Robust accuracy against L2 epsilon."})
+    out = [acc, Section("Budgets", "budgets").add("table", t["budget"])]
+    conv = Section("Convergence", "convergence-section").add("table", t["convergence"])
+    if figures_on and t["convergence"].rows:
+        conv.add("figure", {"png": figures.convergence_png(results), "id": "convergence-chart",
+                            "alt": "accuracy at half and full budget"})
+    out.append(conv)
+    if t["minimal"].rows:
+        out.append(Section("Minimal perturbations", "minimal-section").add("table",
+                                                                           t["minimal"]))
+    mask = Section("Gradient-masking checks", "masking-section").add("table", t["masking"])
+    mask.add("note", "Athalye, Carlini & Wagner 2018 checklist: a FLAGGED check means the "
+             "figures above may overstate robustness (masked gradients or an attack too weak "
+             "at this budget).")
+    out.append(mask)
+    if "transfer" in t:
+        sec = Section("Transfer matrix", "transfer-section").add("table", t["transfer"])
+        if figures_on:
+            tm = next(r["transfer_matrix"] for r in results if r.get("transfer_matrix"))
+            sec.add("figure", {"png": figures.transfer_png(tm), "id": "transfer-chart",
+                               "alt": "transfer heat map"})
+        out.append(sec)
+    out.append(Section("Host vs device", "device-section").add("table", t["device"]).add(
+        "note", "Every adversarial input is run on the host reference and the device; their "
+        "outputs must be identical."))
+    out.append(Section("Black-box queries", "queries-section").add("table", t["queries"]))
+    return out
 
 
-def _queries(res: dict, attack: str) -> str:
-    qs = {(r["eps"] if r["bounded"] else None): r for r in res["rows"] if r["attack"] == attack}
-    total = sum(r["queries"] or 0 for r in qs.values())
-    stop = any(r["budget_exhausted"] for r in qs.values())
-    if not any(r["queries"] is not None for r in qs.values()):
-        return "-"
-    return f"{total:,}" + (" (budget reached)" if stop else "")
-
-
-def tables(results: list[dict]) -> dict[str, tuple[list[str], list[list[str]]]]:
-    models = [r["model"] for r in results]
-    acc_head = ["attack", "eps", *models]
-    acc = [["clean", "", *[f"{r['clean']['host']:.3f}" for r in results]]]
-    for attack, eps in _keys(results):
-        acc.append([attack, "any" if eps is None else f"{eps:g}",
-                    *[_cell(r, attack, eps) for r in results]])
-    attacks = sorted({a for a, _ in _keys(results)})
-    dev_head = ["model", "device", "clean host", "clean device", *attacks]
-    dev = [[r["model"], r.get("device") or "-", f"{r['clean']['host']:.3f}",
-            "-" if r["clean"]["device"] is None else f"{r['clean']['device']:.3f}",
-            *[_equal(r, a) for a in attacks]] for r in results]
-    q_head = ["model", "attack oracle", *attacks]
-    q = [[r["model"], r.get("attack_oracle", "-"), *[_queries(r, a) for a in attacks]]
-         for r in results]
-    mask_head = ["model", "gradient masking", "why"]
-    mask = []
-    for r in results:
-        d = diagnose(r)
-        mask.append([r["model"], "FLAGGED" if d["flagged"] else "no sign",
-                     "; ".join(d["reasons"]) or "white-box attacks are the strongest and "
-                     "accuracy falls with epsilon"])
-    return {"accuracy": (acc_head, acc), "device": (dev_head, dev), "queries": (q_head, q),
-            "masking": (mask_head, mask)}
-
-
-def plot_png(results: list[dict]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False,
-                             sharey=True)
-    for ax, res in zip(axes[0], results, strict=True):
-        for attack in sorted({r["attack"] for r in res["rows"]}):
-            pts = sorted((r["eps"], r["acc"]["host"]) for r in res["rows"]
-                         if r["attack"] == attack and r["eps"] is not None)
-            xs = [0.0] + [p[0] for p in pts]
-            ys = [res["clean"]["host"]] + [p[1] for p in pts]
-            ax.plot(xs, ys, marker="o", ms=3, label=attack,
-                    ls="--" if attack.startswith("transfer") else "-")
-        ax.set_title(f"{res['model']} (n={res['n']})")
-        ax.set_xlabel("epsilon (L-inf)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+def lead(results: list[dict]) -> str:
+    return (f"Dataset {results[0].get('dataset', '?')}; models "
+            f"{', '.join(r['model'] for r in results)}; "
+            f"{', '.join(sorted({str(r.get('budget', '?')) for r in results}))} budget.")
 
 
 def markdown(results: list[dict]) -> str:
-    out = ["# Robustness report", "",
-           f"Dataset {results[0].get('dataset', '?')}; accuracy on the host model (the integer "
-           "reference for converted models). Minimum-norm attacks (cw, boundary, hsj, zoo) "
-           "count an image as broken at eps when the perturbation they found has L-inf norm "
-           "<= eps; 'any' is without a bound.", ""]
-    titles = {"accuracy": "Accuracy per attack and epsilon",
-              "device": "Host vs device (every adversarial input, identical outputs)",
-              "queries": "Black-box queries", "masking": "Gradient-masking diagnostic"}
-    for name, (head, rows) in tables(results).items():
-        out += [f"## {titles[name]}", "", "| " + " | ".join(head) + " |",
-                "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-        out.append("")
-    return "\n".join(out)
+    return reports.markdown("Robustness report", sections(results, False), lead(results))
 
 
 def html_page(results: list[dict]) -> str:
-    png = base64.b64encode(plot_png(results)).decode()
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>stq robustness</title>",
-             "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse;"
-             "margin-bottom:18px}td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px}"
-             "th{background:#eee}.bad{background:#f8c8c8}</style></head><body>",
-             "<h1>Robustness report</h1>",
-             f"<p>Dataset {html.escape(str(results[0].get('dataset', '?')))}; models "
-             f"{html.escape(', '.join(r['model'] for r in results))}.</p>",
-             f'<img id="chart" alt="accuracy vs epsilon" src="data:image/png;base64,{png}">']
-    titles = {"accuracy": "Accuracy per attack and epsilon", "device": "Host vs device",
-              "queries": "Black-box queries", "masking": "Gradient-masking diagnostic"}
-    for name, (head, rows) in tables(results).items():
-        parts.append(f"<h2>{titles[name]}</h2><table id=\"{name}\"><tr>" +
-                     "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
-        for r in rows:
-            cells = "".join(
-                f"<td{' class=bad' if c in ('DIFFERENT', 'FLAGGED') else ''}>"
-                f"{html.escape(c)}</td>" for c in r)
-            parts.append(f"<tr>{cells}</tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return reports.page("Robustness report", sections(results), lead(results))
 
 
 def write_reports(out: Path, results: list[dict]) -> dict[str, Path]:

@@ -3,7 +3,6 @@ link statistics; JSON, Markdown and HTML."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,13 +71,17 @@ def _table(summary: dict) -> list[tuple[str, str]]:
     items = [("board", str(sess.get("board", s["board"]))), ("model hash", s["model_hash"][:16]),
              ("inputs", f"{s['validated']} of {s['count']} ({s['inputs']})"),
              ("bit-exact vs reference", f"{s['bit_exact']}/{s['validated']}"),
-             ("top-1 agreement vs reference", f"{s['top1_agreement']:.4f}")]
+             ("top-1 agreement vs reference", f"{s['top1_agreement']:.4f} (n={s['validated']})")]
     if "device_accuracy" in s:
-        items.append(("device top-1 accuracy", f"{s['device_accuracy']:.4f}"))
+        items.append(("device top-1 accuracy",
+                      f"{s['device_accuracy']:.4f} (n={s['validated']})"))
     if "mean_instructions" in s:
         items.append(("instructions / inference", f"{s['mean_instructions']:.0f}"))
+    from toolchain.pipeline.report import KERAS_LABELS
+
     for k, v in s.get("keras", {}).items():
-        items.append((f"QKeras {k}", f"{v:.6g}"))
+        items.append((KERAS_LABELS.get(k, f"QKeras {k}"), f"{v:.4f} (n={s['validated']})"
+                      if k in ("keras_top1_agreement", "keras_accuracy") else f"{v:.6g}"))
     if sess.get("inferences"):
         items.append(("this session", f"{sess['inferences']} inferences, "
                                       f"{sess['inferences_per_s']:.1f} inf/s"))
@@ -96,11 +99,12 @@ def _table(summary: dict) -> list[tuple[str, str]]:
 def write_reports(out: Path, summary: dict) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     items = _table(summary)
-    md = ["# stq validate", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in items]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in items)
+    from toolchain import reports
+    from toolchain.reports import Section, Table
+
     verdict = "PASS" if summary["mismatches"] == 0 else "FAIL"
-    (out / "summary.html").write_text(
-        f"<!doctype html><meta charset=utf-8><title>stq validate {verdict}</title>"
-        f"<h1>stq validate: {verdict}</h1><table>{rows}</table>\n")
+    table = Table(["figure", "value"], [[k, v] for k, v in items], id="summary",
+                  numeric_from=99)
+    secs = [Section(None, "validation").add("table", table)]
+    (out / "summary.md").write_text(reports.markdown(f"stq validate: {verdict}", secs))
+    (out / "summary.html").write_text(reports.page(f"stq validate: {verdict}", secs))

@@ -1,0 +1,34 @@
+#!/bin/sh
+# The digits robustness table of issue 16: the zoo's fp, int8, stq and stq-jr models, 100 test
+# images, the standard budget (PGD 50 steps x 3 restarts, AutoAttack with APGD 50 steps,
+# Square 1,000 queries per image, C&W 50 x 3, Boundary 200, HopSkipJump 20 x 200), each attack
+# also at half its budget (convergence), L2 attacks at L2 epsilons, the transfer matrix of the
+# four models and the masking checks. Integer models are scored on the bit-exact reference.
+#
+#   sh docs/results/digits_robustness.sh [OUT] [BUDGET] [LIMIT]
+#
+# Writes OUT/<variant>/ (results.json per model) and OUT/report/robustness.{html,md,json}.
+set -eu
+OUT=${1:-out/digits-robustness}
+BUDGET=${2:-standard}
+LIMIT=${3:-100}
+STQ=${STQ:-stq}
+ATTACKS=${ATTACKS:-fgsm,pgd,autoattack,cw,square,boundary,hsj}
+mkdir -p "$OUT"
+for v in fp int8 stq stq-jr; do
+    [ -f "$OUT/zoo/digits_$v.h5" ] || $STQ train --model digits --variant "$v" -o "$OUT/zoo"
+done
+for v in int8 stq stq-jr; do
+    [ -f "$OUT/model-$v/model.stqa" ] || $STQ convert "$OUT/zoo/digits_$v.h5" -o "$OUT/model-$v"
+done
+for v in fp int8 stq stq-jr; do
+    art=""
+    [ "$v" = fp ] || art="--artifact $OUT/model-$v"
+    extra=""
+    [ "$v" = fp ] && extra="--transfer $OUT/zoo/digits_int8.h5 $OUT/zoo/digits_stq.h5 $OUT/zoo/digits_stq-jr.h5"
+    # shellcheck disable=SC2086
+    $STQ attack --model "$OUT/zoo/digits_$v.h5" $art --budget "$BUDGET" --limit "$LIMIT" \
+        --attacks "$ATTACKS" --progress -o "$OUT/$v" $extra > "$OUT/$v.log"
+done
+$STQ report "$OUT/fp" "$OUT/int8" "$OUT/stq" "$OUT/stq-jr" -o "$OUT/report" > "$OUT/report.log"
+echo "report: $OUT/report/robustness.html"

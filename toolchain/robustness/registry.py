@@ -1,0 +1,179 @@
+"""The attack registry and the attack configuration.
+
+Every attack is one ``Attack`` record (name, threat model, norm, bounded or minimal-perturbation,
+the knob that scales its budget, a factory), registered by ``@attack`` in
+``toolchain.robustness.attacks``, as the frontend registers layer handlers. Named budgets
+(``quick``, ``standard``, ``thorough``) set every attack's iterations, restarts and queries; each
+attack says in words what a budget runs (``Attack.describe``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from toolchain.errors import StqError
+
+Factory = Callable[..., np.ndarray]  # (classifier, x, y, cfg, eps) -> adversarial x
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    title: str  # the label in reports
+    threat: str  # "white-box" (gradients) or "black-box" (queries to an oracle)
+    norm: str  # "linf" or "l2"
+    bounded: bool  # True: one run per epsilon; False: minimal perturbation, scored per epsilon
+    knob: str  # the AttackConfig field that is its budget (halved for the convergence check)
+    factory: Factory
+    describe: Callable[[AttackConfig], str]
+
+
+ATTACKS: dict[str, Attack] = {}
+
+
+def attack(name: str, title: str, threat: str, norm: str, bounded: bool, knob: str,
+           describe: Callable[[AttackConfig], str]) -> Callable[[Factory], Factory]:
+    """Register an attack factory; a second attack of the same name is a bug."""
+
+    def register(fn: Factory) -> Factory:
+        if name in ATTACKS:
+            raise RuntimeError(f"two attacks named {name}")
+        ATTACKS[name] = Attack(name, title, threat, norm, bounded, knob, fn, describe)
+        return fn
+
+    return register
+
+
+def get(name: str) -> Attack:
+    import toolchain.robustness.attacks  # noqa: F401  (fills the registry)
+
+    if name not in ATTACKS:
+        raise StqError(f"unknown attack {name!r}; available: {', '.join(names())}")
+    return ATTACKS[name]
+
+
+def names() -> list[str]:
+    import toolchain.robustness.attacks  # noqa: F401
+
+    return list(ATTACKS)
+
+
+DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack", "cw", "square", "boundary", "hsj")
+
+# What each named budget runs. "queries" are per image (Square runs one image per call).
+BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {"pgd_iter": 10, "pgd_restarts": 1, "apgd_iter": 10, "cw_iter": 10,
+              "cw_search": 2, "square_iter": 100, "boundary_iter": 50, "hsj_iter": 5,
+              "hsj_max_eval": 100, "zoo_iter": 20},
+    "standard": {"pgd_iter": 50, "pgd_restarts": 3, "apgd_iter": 50, "cw_iter": 50,
+                 "cw_search": 3, "square_iter": 1000, "boundary_iter": 200, "hsj_iter": 20,
+                 "hsj_max_eval": 200, "zoo_iter": 50},
+    "thorough": {"pgd_iter": 100, "pgd_restarts": 5, "apgd_iter": 100, "cw_iter": 100,
+                 "cw_search": 5, "square_iter": 5000, "boundary_iter": 1000, "hsj_iter": 40,
+                 "hsj_max_eval": 400, "zoo_iter": 100},
+}
+CONVERGED = 0.05  # doubling the budget must change accuracy by less than this (or 1 image)
+
+
+@dataclass
+class AttackConfig:
+    """Attack parameters; ``for_dataset`` gives the defaults. Digits inputs are in [0, 1] with
+    8-bit steps (1/256; the pixels themselves are multiples of 1/16)."""
+
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    eps: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)  # L-inf
+    l2_eps: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+    limit: int = 20
+    seed: int = 0
+    clip: tuple[float, float] = (0.0, 1.0)
+    budget: str = "standard"
+    pgd_iter: int = 50
+    pgd_restarts: int = 3
+    apgd_iter: int = 50
+    cw_iter: int = 50
+    cw_search: int = 3
+    cw_lr: float = 0.05
+    cw_const: float = 1.0
+    square_iter: int = 1000
+    boundary_iter: int = 200
+    hsj_iter: int = 20
+    hsj_max_eval: int = 200
+    zoo_iter: int = 50
+    zoo_parallel: int = 64
+    zoo_step: float = 0.1  # finite-difference step: see docs/robustness.md
+    eot: int = 1  # samples per gradient of the BPDA/EOT attack (models with random parts)
+    max_queries: int | None = None  # queries per black-box attack (per epsilon when bounded)
+    chunk: int = 5  # images per black-box call: the unit of resuming and of budget stops
+    convergence: bool = True  # also run every attack at half its budget
+    sanity: bool = True  # also run PGD at an epsilon of the whole input range
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> AttackConfig:
+        known = names()
+        bad = [a for a in self.attacks if a not in known]
+        if bad:
+            raise StqError(f"unknown attack(s) {', '.join(bad)}; available: {', '.join(known)}")
+        if self.budget not in BUDGETS:
+            raise StqError(f"unknown --budget {self.budget!r}; choose {', '.join(BUDGETS)}")
+        lo, hi = self.clip
+        for flag, values, top in (("--eps", self.eps, hi - lo),
+                                  ("--l2-eps", self.l2_eps, math.inf)):
+            if not values or any(not math.isfinite(e) or e <= 0 for e in values):
+                raise StqError(f"{flag} needs one or more positive finite values, got "
+                               f"{','.join(f'{e:g}' for e in values) or 'none'}")
+            if any(e > top for e in values):
+                raise StqError(f"{flag} {max(values):g} is larger than the input range "
+                               f"[{lo:g}, {hi:g}]: every image could be replaced")
+        if self.limit < 1 or self.chunk < 1:
+            raise StqError("--limit and --chunk must be >= 1")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise StqError("--max-queries must be >= 1")
+        if self.eot < 1:
+            raise StqError("--eot must be >= 1")
+        self.eps = tuple(sorted(float(e) for e in self.eps))
+        self.l2_eps = tuple(sorted(float(e) for e in self.l2_eps))
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def range_eps(self) -> float:
+        return float(self.clip[1] - self.clip[0])
+
+
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    # 32x32 colour images in [0, 1] with 8-bit steps: the usual CIFAR epsilons, fewer images
+    "cifar10": {"eps": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "l2_eps": (0.25, 0.5, 1.0),
+                "limit": 50, "zoo_step": 4 / 255},
+    "svhn": {"eps": (1 / 255, 2 / 255, 4 / 255, 8 / 255), "l2_eps": (0.25, 0.5, 1.0),
+             "limit": 50, "zoo_step": 4 / 255},
+}
+
+
+def for_dataset(name: str, budget: str | None = None, **overrides: Any) -> AttackConfig:
+    """The dataset's defaults, then the named budget, then explicit overrides (not None)."""
+    budget = budget or "standard"
+    if budget not in BUDGETS:
+        raise StqError(f"unknown --budget {budget!r}; choose {', '.join(BUDGETS)}")
+    base = AttackConfig(**DATASET_DEFAULTS.get(name, {}))
+    base = replace(base, budget=budget, **BUDGETS[budget])
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None}).check()
+
+
+def describe_budget(cfg: AttackConfig) -> dict[str, str]:
+    """What the configured budget runs, per attack, in words."""
+    return {a: get(a).describe(cfg) for a in cfg.attacks}
+
+
+def halved(cfg: AttackConfig, name: str) -> AttackConfig:
+    """The same configuration with attack ``name``'s budget knob halved (at least 1)."""
+    knob = get(name).knob
+    if not knob:
+        return cfg
+    return replace(cfg, **{knob: max(1, int(getattr(cfg, knob)) // 2)})

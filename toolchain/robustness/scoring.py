@@ -1,0 +1,109 @@
+"""Scoring of adversarial inputs: accuracy per attack and epsilon in the attack's own norm
+(L-inf attacks at L-inf epsilons, L2 attacks at L2 epsilons), each with its n and a Wilson 95 %
+interval, on the host model, the Keras model and the device; the convergence check (the attack
+at half its budget against the full budget)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from toolchain.robustness import oracles
+from toolchain.robustness.registry import CONVERGED, AttackConfig, get
+
+Z95 = 1.959964
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95 % by default)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (0.0 if k == 0 else max(0.0, mid - half), 1.0 if k == n else min(1.0, mid + half))
+
+
+def tolerance(n: int) -> float:
+    """The convergence tolerance: CONVERGED, or one image when n is small."""
+    return max(CONVERGED, 1.0 / max(1, n))
+
+
+def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
+          device: oracles.Oracle | None, x: np.ndarray, y: np.ndarray,
+          jobs: list[dict], cfg: AttackConfig) -> dict:
+    """Accuracy of every finished job (``key``, ``attack``, ``eps``, ``adv``, ``half`` ...);
+    bounded L-inf attacks are projected onto the epsilon ball on the input grid."""
+    step = float(g.input_format["step"]) if g is not None else None
+    n = len(x)
+    mismatches = 0
+
+    def run_all(xe: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool | None]:
+        nonlocal mismatches
+        hl = host(xe)
+        dev, equal = None, None
+        if device is not None:
+            dl = device(xe)
+            bad = ~np.all(dl == hl, axis=1)
+            mismatches += int(bad.sum())
+            equal, dev = not bad.any(), dl.argmax(1)
+        return hl.argmax(1), keras_o(xe).argmax(1), dev, equal
+
+    def grid(a: np.ndarray) -> np.ndarray:
+        return a if g is None else oracles.ReferenceOracle(g).quantize(a).reshape(a.shape) * step
+
+    x0 = grid(x)
+    ph, pk, pd, eq = run_all(x0)
+    ok = ph == y
+
+    clean_k = int(ok.sum())
+    clean = {"host": clean_k / n, "keras": float(np.mean(pk == y)),
+             "device": None if pd is None else float(np.mean(pd == y)), "host_device_equal": eq,
+             "n": n, "ci": wilson(clean_k, n)}
+    half_acc: dict[tuple[str, float | None], float] = {}
+    rows = []
+    for job in sorted(jobs, key=lambda j: not j["half"]):  # half-budget runs first
+        spec = get(job["base"])
+        eps = job["eps"]
+        xa = grid(job["adv"])
+        if eps is not None and step is not None:  # project onto the ball on the input grid
+            k = math.floor(eps / step + 1e-6) * step
+            xa = np.clip(xa, x0 - k, x0 + k)
+        delta = (xa - x0).reshape(n, -1)
+        linf, l2 = np.abs(delta).max(1), np.sqrt((delta ** 2).sum(1))
+        ph, pk, pd, eq = run_all(xa)
+        size = l2 if spec.norm == "l2" else linf
+        levels = [eps] if eps is not None else [
+            *(cfg.l2_eps if spec.norm == "l2" else cfg.eps), None]
+        for e in levels:
+            # bounded attacks are within their ball by construction (float32 rounding aside)
+            within = np.ones(n, bool) if e is None or eps is not None else size <= e + 1e-6
+            acc = {w: None if p is None else float(np.mean(ok & ~((p != y) & within)))
+                   for w, p in (("host", ph), ("keras", pk), ("device", pd))}
+            if job["half"]:
+                half_acc[(job["key"], e)] = acc["host"]  # type: ignore[assignment]
+                continue
+            robust = int(round(acc["host"] * n))  # type: ignore[operator]
+            broken = ok & (ph != y)
+            half = half_acc.get((job["key"], e))
+            rows.append({
+                "attack": job["attack"], "title": job.get("title", spec.title),
+                "kind": job["kind"], "norm": spec.norm, "eps": e, "bounded": spec.bounded,
+                "sanity": job.get("sanity", False), "acc": acc, "n": n, "robust": robust,
+                "ci": wilson(robust, n), "budget": job["budget"],
+                "queries": job["queries"] if job["kind"] == "black-box" else None,
+                "seconds": round(job["seconds"], 3), "budget_exhausted": job["exhausted"],
+                "attacked": job["attacked"], "oracle": job["oracle"], "host_device_equal": eq,
+                "linf_median": float(np.median(linf)), "l2_median": float(np.median(l2)),
+                "found": int(broken.sum()), "attackable": int(ok.sum()),
+                "median_min_perturbation": float(np.median(size[broken])) if broken.any()
+                else None,
+                "half_acc": half, "converged": None if half is None else
+                abs(acc["host"] - half) <= tolerance(n) + 1e-9})  # type: ignore[operator]
+    return {"model": label, "n": n, "integer": g is not None,
+            "device": device.name if device is not None else None, "clean": clean,
+            "rows": rows, "eps": list(cfg.eps), "l2_eps": list(cfg.l2_eps),
+            "host_device_mismatches": mismatches, "tolerance": tolerance(n)}
