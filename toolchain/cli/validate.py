@@ -35,6 +35,9 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("out/validate"),
                    help="report directory (default out/validate)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--serial", choices=("tcp", "pty"), default="tcp",
+                   help="QEMU boards: the UART on a loopback TCP port (default) or on a pty "
+                        "(/dev/pts/N, the path any serial tool can open)")
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -44,7 +47,7 @@ def run_validate(args: argparse.Namespace) -> int:
         board=args.board, artifact=args.artifact, out_dir=args.output, port=args.port,
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
-        progress=not args.no_progress and env_progress_default(),
+        progress=not args.no_progress and env_progress_default(), serial=args.serial,
     )
     s = validate(cfg)
     print(f"validate: {s['bit_exact']}/{s['validated']} bit-exact, top-1 agreement "

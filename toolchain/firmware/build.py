@@ -17,6 +17,7 @@ from pathlib import Path
 
 from toolchain.errors import StqError
 from toolchain.firmware.boards import Board
+from toolchain.firmware.mlperf import MlperfConfig, config_for_model_dir
 from toolchain.firmware.project import (
     CROSS,
     MODEL_HEADERS,
@@ -36,6 +37,7 @@ class BuildResult:
     hex: Path
     map: Path
     build_id: str
+    mlperf: MlperfConfig | None = None
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # region -> (used, size)
 
     def summary(self) -> str:
@@ -88,17 +90,22 @@ def build(
     jobs: int = 2,
     opt: str = "-O2",
     extra_cflags: str = "",
+    mlperf_model: str | None = None,
+    mlperf_energy: bool = False,
 ) -> BuildResult:
     """Generate the project and run make; raise StqError with one line on any failure.
 
-    ``extra_cflags`` is passed as make's EXTRA_CFLAGS (e.g. ``-DSTQ_FW_FAULT_TEST=1``)."""
+    ``extra_cflags`` is passed as make's EXTRA_CFLAGS (e.g. ``-DSTQ_FW_FAULT_TEST=1``);
+    ``mlperf_model`` (ic01/kws01/vww01/ad01, default from the input shape) and
+    ``mlperf_energy`` set the MLPerf Tiny runner mode (toolchain/firmware/mlperf.py)."""
     model_dir = resolve_model_dir(model_path)
+    mlperf = config_for_model_dir(model_dir, mlperf_model, mlperf_energy)
     if shutil.which(f"{CROSS}gcc") is None:
         raise StqError(
             f"{CROSS}gcc not found on PATH (install gcc-arm-none-eabi: scripts/setup.sh)"
         )
     build_dir.mkdir(parents=True, exist_ok=True)
-    build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags)
+    build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags, mlperf)
     proc = subprocess.run(
         [
             "make",
@@ -137,6 +144,7 @@ def build(
         hex=build_dir / f"{TARGET}.hex",
         map=build_dir / f"{TARGET}.map",
         build_id=build_id,
+        mlperf=mlperf,
         usage=region_usage(build_dir / f"{TARGET}.elf", board),
     )
 
