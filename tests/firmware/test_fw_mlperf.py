@@ -8,6 +8,8 @@ through the input lookup table)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -45,15 +47,42 @@ def _open(elf: Path) -> Iterator[RunnerDut]:
 
 
 @pytest.fixture(scope="module")
-def digits_dut(fw_model_outdir: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerDut]:
-    """The digits model built by `stq build --mlperf-model kws01`, on QEMU behind a pty."""
+def digits_elf(fw_model_outdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits model built by `stq build --mlperf-model kws01` for QEMU."""
     from toolchain.cli.main import main
 
     out = tmp_path_factory.mktemp("mlperf-digits")
     assert main(["build", str(fw_model_outdir), "--board", BOARD, "-o", str(out),
                  "--mlperf-model", "kws01"]) == 0
-    yield from _open(out / "firmware.elf")
+    return out / "firmware.elf"
+
+
+@pytest.fixture(scope="module")
+def digits_dut(digits_elf: Path) -> Iterator[RunnerDut]:
+    yield from _open(digits_elf)
+
+
+def test_stq_run_serial_pty_wait(digits_elf: Path) -> None:
+    """`stq run --serial pty --wait` prints the pty, any serial client can use it, and Ctrl-C
+    stops QEMU with exit code 0."""
+    cmd = [sys.executable, "-m", "toolchain.cli.main", "run", "--board", BOARD, "--elf",
+           str(digits_elf), "--serial", "pty", "--wait"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("serial: /dev/pts/"), first
+        with RunnerDut(first.split()[1]) as dut:
+            time.sleep(1.0)
+            dut.drain(0.2)
+            assert dut.get_profile()["model"] == "kws01"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_identity_help_timestamp_db_print(digits_dut: RunnerDut, fw_model_outdir: Path) -> None:
