@@ -97,6 +97,7 @@ typedef union {
     uint32_t u;
 } stq_f32_bits_t;
 
+#if !STQ_MLPERF_AD01
 /* exp(t) for t <= 0: 2^k * p(f) with y = t*log2(e), k = floor(y + 1/2), f = y - k, p the
  * degree-6 Taylor polynomial of 2^f (coefficients ln(2)^n/n! as float32), 0 below -80. */
 static float stq_exp_neg(float t)
@@ -122,6 +123,7 @@ static float stq_exp_neg(float t)
     two_k.u = (uint32_t)(k + 127) << 23;
     return p * two_k.f;
 }
+#endif
 
 /* x >= 0 with exactly 3 decimals, from its bits: mode 0 rounds down, 1 up, 2 to nearest (half
  * up). No printf. */

@@ -1,5 +1,6 @@
 """MLPerf runner mode at build time: the model id, the energy build and its timestamp pin, the
-board file's [timestamp] field, and the rounding of the host mirror of m-results near ties."""
+board file's [timestamp] field, the rounding of the host mirror of m-results near ties, and
+ad01's reconstruction error (on the virtual board, the host build of the same mlperf.c)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 from toolchain.errors import StqError
 from toolchain.firmware.boards import BOARDS_DIR, load_board, load_board_file
 from toolchain.firmware.build import build
-from toolchain.firmware.mlperf import default_model_id, results_line
+from toolchain.firmware.mlperf import ad01_line, default_model_id, results_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mlperf_client import RE_RESULTS, runner_top1  # noqa: E402
+from mlperf_client import RE_RESULTS, RunnerDut, runner_top1  # noqa: E402
 
 
 def test_default_model_ids() -> None:
@@ -79,3 +80,30 @@ def test_near_ties_keep_the_reference_top1(q: list[int]) -> None:
         vals = [float(v) for v in m.group(1).split(",")]
         assert all(v >= 0 for v in vals) and sum(vals) > 0
         assert runner_top1(vals) == int(np.argmax(q))
+
+
+def test_ad01_prints_the_reconstruction_error(fw_model_outdir: Path) -> None:
+    """ad01 builds print one number, the float32 MSE of the dequantized output against the
+    dequantized input, equal to the host mirror (the virtual board: the same mlperf.c)."""
+    from toolchain.device.virtual_board import VirtualBoard, build_host_firmware
+    from toolchain.ir import artifact
+    from toolchain.reference import model as reference
+    from toolchain.reference.ops import NP_DTYPE
+
+    g = artifact.load(fw_model_outdir / "model.stqa")
+    t = g.tensors[g.input]
+    rng = np.random.default_rng(3)
+    xs = rng.integers(t.qmin, t.qmax + 1, (4, *t.shape))
+    ys = reference.predict(g, xs)
+    exe = build_host_firmware(fw_model_outdir, mlperf_model="ad01")
+    lines = []
+    with VirtualBoard(fw_model_outdir, exe=exe) as vb, RunnerDut(vb.port_url) as dut:
+        assert dut.get_profile()["model"] == "ad01"
+        for x, y in zip(xs, ys, strict=True):
+            dut.load(x.astype(NP_DTYPE[t.dtype]).tobytes())
+            r = dut.infer(1, 0)
+            lines.append(next(v for v in r.lines if v.startswith("m-results-[")))
+            assert lines[-1] == ad01_line(y, x, g.tensors[g.output].scale,
+                                          g.input_format["step"])
+            assert len(r.results) == 1 and r.results[0] > 0
+    assert len(set(lines)) == 4

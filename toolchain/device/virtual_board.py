@@ -60,7 +60,7 @@ def config_header(build_id: str, emulated: bool = True, mlperf: list[str] | None
 
 def build_host_firmware(
     model_path: Path, fuzz: bool = False, cache: Path | None = None, cc: str | None = None,
-    kind: str | None = None,
+    kind: str | None = None, mlperf_model: str | None = None,
 ) -> Path:
     """Compile the virtual board, or the sanitized random fuzzer (``fuzz``), or the libFuzzer
     target (``kind="libfuzzer"``, clang); return the exe. Cached by the content of every input,
@@ -78,7 +78,7 @@ def build_host_firmware(
     headers = [*sorted((firmware_dir() / "src").glob("*.h")), firmware_dir() / "include" /
                "stq_firmware.h", cdir / "model.h", cdir / "kernels.h"]
     flags = [*STRICT, *kind_flags]
-    mlperf = header_lines(config_for_model_dir(cdir, None), None)  # the MLPerf defaults
+    mlperf = header_lines(config_for_model_dir(cdir, mlperf_model), None)  # MLPerf settings
     digest = hashlib.sha256(" ".join([cc, *flags, *mlperf]).encode())
     for f in [*srcs, *headers]:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())

@@ -178,3 +178,15 @@ def results_line(q: np.ndarray, scale: float) -> str:
     top = int(np.argmax(np.asarray(q).reshape(-1)))
     vals = [fixed3(v, "up" if i == top else "down") for i, v in enumerate(p)]
     return f"m-results-[{','.join(vals)}]"
+
+
+def ad01_line(q_out: np.ndarray, q_in: np.ndarray, scale: float, step: float) -> str:
+    """ad01's m-results: the float32 mean of (scale*q_out - step*q_in)^2, nearest 0.001."""
+    qo = [int(v) for v in np.asarray(q_out).reshape(-1)]
+    qi = [int(v) for v in np.asarray(q_in).reshape(-1)]
+    n = min(len(qo), len(qi))
+    s = F32(0.0)
+    for a, b in zip(qo[:n], qi[:n], strict=True):
+        d = F32(F32(F32(a) * F32(scale)) - F32(F32(b) * F32(step)))
+        s = F32(s + F32(d * d))
+    return f"m-results-[{fixed3(F32(s / F32(n)), 'nearest')}]"
