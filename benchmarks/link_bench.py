@@ -44,7 +44,7 @@ def mlperf_wire(x: bytes, outputs: int, line: int) -> int:
            "infer 1 0%"]
     back = [f"m-[Expecting {len(x)} bytes]\r\nm-ready\r\n"]
     back += ["m-ready\r\n"] * (-(-len(x) // line) - 1) + ["m-load-done\r\nm-ready\r\n"]
-    results = ",".join(["-100"] * outputs)
+    results = ",".join(["0.100"] * outputs)  # the softmax, 3 decimals
     back.append("m-warmup-start-0\r\nm-warmup-done\r\nm-infer-start-1\r\n"
                 "m-lap-us-123456789\r\nm-lap-us-123456999\r\nm-infer-done\r\n"
                 f"m-results-[{results}]\r\nm-ready\r\n")
@@ -78,7 +78,7 @@ def mlperf_measured(vb: VirtualBoard, xs: list[bytes], line: int) -> tuple[float
                 sent += len(c)
                 reply = _until_ready(fd)
                 got += len(reply)
-            outs.append(re.search(rb"m-results-\[([-0-9,]+)\]", reply).group(1))
+            outs.append(re.search(rb"m-results-\[([0-9.,]+)\]", reply).group(1))
     finally:
         os.close(fd)
     seconds = time.monotonic() - t0

@@ -25,6 +25,7 @@ import pytest
 from toolchain.device import protocol
 from toolchain.device.link import DeviceLink
 from toolchain.device.virtual_board import VirtualBoard, build_host_firmware
+from toolchain.firmware.mlperf import results_line
 from toolchain.ir import artifact
 from toolchain.reference import model as reference
 
@@ -260,7 +261,8 @@ def test_mlperf_runner_session(digits_outdir: Path, digits_ref) -> None:
             reply = _until_ready(fd)
             assert re.search(r"^m-name-dut-\[stq .*\]\r$", reply, re.M), reply
             os.write(fd, b"profile%")
-            assert "m-profile-[ulp-mlperf]" in _until_ready(fd)
+            reply = _until_ready(fd)
+            assert "m-model-[ic01]" in reply and " ulp-mlperf performance]" in reply, reply
             os.write(fd, b"bogus%")
             assert "e-[Unknown command: bogus]" in _until_ready(fd)
             for k in range(5):
@@ -277,8 +279,8 @@ def test_mlperf_runner_session(digits_outdir: Path, digits_ref) -> None:
                 laps = [int(v) for v in re.findall(r"^m-lap-us-(\d+)\r$", reply, re.M)]
                 assert len(laps) == 2 and laps[1] >= laps[0]
                 assert "m-warmup-start-1" in reply and "m-infer-done" in reply
-                got = re.search(r"m-results-\[([-0-9,]+)\]", reply)
-                assert got and [int(v) for v in got.group(1).split(",")] == yarr[k].tolist()
+                got = re.search(r"m-results-\[([0-9.,]+)\]", reply)
+                assert got and got.group(0) == results_line(yarr[k], g.tensors[g.output].scale)
                 os.write(fd, b"results%")
                 assert got.group(0) in _until_ready(fd)
         finally:

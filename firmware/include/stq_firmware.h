@@ -39,6 +39,11 @@ void stq_gpio_set_af(uint32_t port, uint32_t pin, uint32_t af, int pull_up);
  * RCC enable register of the UART (a family-specific register). */
 void stq_uart_pins_init(uint32_t uart_rcc_enr);
 
+/* MLPerf Tiny energy builds only (STQ_MLPERF_ENERGY): the timestamp pin STQ_TIMESTAMP_PORT/PIN
+ * as an open-drain output released high, and one low pulse of at least 10 us on it. */
+void stq_timestamp_init(void);
+void stq_timestamp_pulse(void);
+
 /* --- UART (src/uart_v1.c for F4 SR/DR registers, src/uart_v2.c for ISR/RDR/TDR) --------- */
 
 /* Configure STQ_UART_BASE for STQ_UART_BAUD 8N1 with interrupt-driven receive. */
@@ -93,8 +98,9 @@ void stq_fault_handler(void);
  * protocol (docs/protocol.md):
  *   0x00       framed protocol: COBS frames with a version, a sequence number and a CRC-32
  *              (INFO, UPLOAD, RUN, QUIT); sticky once seen;
- *   'a'..'z'   MLPerf Tiny / EEMBC runner ASCII commands ending in '%' (name, profile,
- *              db load N, db HEX, infer N W, results), each answered "... m-ready\r\n";
+ *   'a'..'z'   MLPerf Tiny / EEMBC runner ASCII commands ending in '%' (name, profile, help,
+ *              timestamp, db load N, db HEX, db print, infer N W, results), each answered
+ *              "... m-ready\r\n";
  *   'A'..'Z'   the minimal single-byte commands:
  *   'H'            -> "STQ model=... hash=... in=N out=M arena=A layers=L macs=X board=...
  *                      build=... counter=...\n"

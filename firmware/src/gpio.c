@@ -49,3 +49,29 @@ void stq_uart_pins_init(uint32_t uart_rcc_enr)
     stq_gpio_set_af(STQ_UART_TX_PORT, STQ_UART_TX_PIN, STQ_UART_AF, 0);
     stq_gpio_set_af(STQ_UART_RX_PORT, STQ_UART_RX_PIN, STQ_UART_AF, 1);
 }
+
+#if defined(STQ_MLPERF_ENERGY) && STQ_MLPERF_ENERGY
+#define STQ_GPIO_OTYPER 0x04u
+#define STQ_GPIO_BSRR 0x18u
+#define STQ_TIMESTAMP_BASE (STQ_GPIO_BASE + STQ_TIMESTAMP_PORT * STQ_GPIO_PORT_STRIDE)
+
+void stq_timestamp_init(void)
+{
+    const uint32_t shift2 = 2u * STQ_TIMESTAMP_PIN;
+    stq_board_gpio_clock_enable(STQ_TIMESTAMP_PORT);
+    STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_BSRR) = 1u << STQ_TIMESTAMP_PIN; /* released: high */
+    STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_OTYPER) |= 1u << STQ_TIMESTAMP_PIN; /* open drain */
+    STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_PUPDR) &= ~(0x3u << shift2);     /* no pull */
+    STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_MODER) =
+        (STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_MODER) & ~(0x3u << shift2)) | (0x1u << shift2);
+}
+
+void stq_timestamp_pulse(void)
+{
+    STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_BSRR) = 1u << (STQ_TIMESTAMP_PIN + 16u); /* low */
+    /* hold it low for at least 10 us (>= 1 cycle per iteration at STQ_BOARD_CLOCK_HZ) */
+    for (volatile uint32_t i = 0; i < STQ_BOARD_CLOCK_HZ / 100000u; ++i) {
+    }
+    STQ_REG(STQ_TIMESTAMP_BASE + STQ_GPIO_BSRR) = 1u << STQ_TIMESTAMP_PIN; /* released */
+}
+#endif

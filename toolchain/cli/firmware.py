@@ -30,6 +30,7 @@ from toolchain.errors import StqError
 from toolchain.firmware.boards import board_paths, load_board, load_board_file
 from toolchain.firmware.build import build, check_firmware_elf
 from toolchain.firmware.flash import TOOLS, flash_command, pick_tool, resolve_images
+from toolchain.firmware.mlperf import MODEL_IDS
 
 # --- stq build ---------------------------------------------------------------------------------
 
@@ -52,12 +53,21 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a CMake project (CMakeLists.txt + arm-none-eabi "
                         "toolchain file) that builds the same ELF (docs/firmware.md)")
     add_json_argument(parser, "the build result")
+    parser.add_argument(
+        "--mlperf-model", choices=MODEL_IDS, default=None,
+        help="MLPerf Tiny model id that profile%% reports to the runner (default from the input "
+        "shape: 32x32x3 ic01, 49x10x1 kws01, 96x96x3 vww01, 640 values ad01, else ic01)")
+    parser.add_argument(
+        "--mlperf-energy", action="store_true",
+        help="MLPerf Tiny energy build: timestamp%% pulses the board's [timestamp] pin (open "
+        "drain) instead of printing m-lap-us (needs an interface and a power board)")
 
 
 def run_build(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     build_dir = args.output or Path("build") / board.name
-    result = build(args.model, board, build_dir, jobs=args.jobs, cmake=args.cmake)
+    result = build(args.model, board, build_dir, jobs=args.jobs, cmake=args.cmake,
+                   mlperf_model=args.mlperf_model, mlperf_energy=args.mlperf_energy)
     if args.json:
         print(json.dumps({
             "board": board.name, "mcu": board.mcu, "build_id": result.build_id,
@@ -68,6 +78,13 @@ def run_build(args: argparse.Namespace) -> int:
         }, indent=2))
         return 0
     print(f"built {result.elf} for {board.name} ({board.mcu}), build id {result.build_id}")
+    if result.mlperf is not None:
+        m = result.mlperf
+        raw = f", db load {m.raw_bytes} takes uint8 images" if m.raw_bytes else ""
+        print(f"  MLPerf Tiny: m-model-[{m.model_id}]"
+              f"{' (energy build)' if m.energy else ''}{raw}")
+        for note in m.notes:
+            print(f"  {note}")
     print(f"  {result.summary()}")
     print(f"  also {result.bin.name}, {result.hex.name}, {result.map.name}; `make -C {build_dir}`")
     if args.cmake:
@@ -151,17 +168,25 @@ def run_flash(args: argparse.Namespace) -> int:
 
 RUN_DOC = """\
 Run firmware on an emulated board (QEMU): boot it, say hello over the UART and, with
---input, run one inference and print its cost and output bytes."""
+--input, run one inference and print its cost and output bytes.
+
+With --serial pty --wait the UART is a pty: stq prints its /dev/pts/N path and keeps QEMU
+running until Ctrl-C, so any serial tool (the MLPerf Tiny runner, docs/protocol.md) can use it."""
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_board_arguments(parser, extra=" (an emulated one, e.g. netduinoplus2)")
     parser.add_argument("--elf", type=Path, required=True, help="firmware ELF from `stq build`")
-    parser.add_argument("--timeout", type=positive_float, default=120.0,
-                        help="wall-time limit, seconds")
+    parser.add_argument("--timeout", type=positive_float, default=None,
+                        help="wall-time limit in s (default 120; with --wait 24 h)")
     parser.add_argument("--input", type=Path, default=None,
                         help="file of raw input bytes (the model's integer input) to run once")
     parser.add_argument("--profile", action="store_true", help="also print per-layer costs")
+    parser.add_argument("--serial", choices=("tcp", "pty"), default="tcp",
+                        help="the UART on a loopback TCP port (default) or a pty (/dev/pts/N)")
+    parser.add_argument("--wait", action="store_true",
+                        help="print the serial port and keep QEMU running until Ctrl-C "
+                        "(nothing is sent to the board)")
     add_json_argument(parser, "device info, cost and output")
 
 
@@ -170,6 +195,9 @@ def run_run(args: argparse.Namespace) -> int:
     if not board.emulated:
         raise StqError(f"board {board.name} is not emulated: use `stq flash` and a serial port")
     check_firmware_elf(args.elf)
+    timeout = args.timeout or (24 * 3600.0 if args.wait else 120.0)
+    if args.wait:
+        return _run_wait(args, board.qemu_machine, timeout)
     data = None
     if args.input is not None:
         try:
@@ -177,8 +205,8 @@ def run_run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise StqError(f"cannot read --input {args.input}: {exc.strerror}") from None
     result: dict[str, object] = {}
-    with QemuBoard(args.elf, board.qemu_machine, timeout=args.timeout) as qemu:
-        with StqDevice.open(qemu.port_url, timeout=min(60.0, args.timeout)) as dev:
+    with QemuBoard(args.elf, board.qemu_machine, timeout=timeout, serial=args.serial) as qemu:
+        with StqDevice.open(qemu.port_url, timeout=min(60.0, timeout)) as dev:
             info = dev.hello()
             result["device"] = {"board": info.board, "model": info.model, "hash": info.hash,
                                 "input_bytes": info.input_bytes,
@@ -209,6 +237,20 @@ def run_run(args: argparse.Namespace) -> int:
         raise StqError(f"QEMU exited with code {code}")
     if args.json:
         print(json.dumps(result, indent=2))
+    return 0
+
+
+def _run_wait(args: argparse.Namespace, machine: str, timeout: float) -> int:
+    with QemuBoard(args.elf, machine, timeout=timeout, serial=args.serial) as qemu:
+        print(f"serial: {qemu.port_url}", flush=True)
+        print("QEMU is running; Ctrl-C stops it", flush=True)
+        try:
+            code = qemu.wait(timeout + 10.0)
+        except KeyboardInterrupt:
+            print("stopped")
+            return 0
+    if code not in (0, None):
+        raise StqError(f"QEMU exited with code {code}")
     return 0
 
 

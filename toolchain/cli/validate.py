@@ -52,6 +52,9 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
                    help="report directory")
     add_progress_argument(p)
     add_json_argument(p, "the summary")
+    p.add_argument("--serial", choices=("tcp", "pty"), default="tcp",
+                   help="QEMU boards: the UART on a loopback TCP port (default) or on a pty "
+                        "(/dev/pts/N, the path any serial tool can open)")
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -64,6 +67,7 @@ def run_validate(args: argparse.Namespace) -> int:
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
         progress=not args.no_progress and not args.json and env_progress_default(),
+        serial=args.serial,
     )
     s = validate(cfg)
     if args.json:

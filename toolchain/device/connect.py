@@ -13,10 +13,12 @@ from toolchain.errors import StqError
 
 @contextlib.contextmanager
 def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None = None,
-            elf: Path | None = None, timeout: float | None = None) -> Iterator[DeviceLink]:
+            elf: Path | None = None, timeout: float | None = None,
+            serial: str = "tcp") -> Iterator[DeviceLink]:
     """A connected DeviceLink (INFO done): ``port`` (a serial port or pyserial URL of a flashed
     board), else ``board``: "virtual" (the host build behind a pty) or an emulated board
-    (QEMU, running ``elf`` or a firmware built from ``artifact`` into ``work_dir``)."""
+    (QEMU, running ``elf`` or a firmware built from ``artifact`` into ``work_dir``, its UART
+    on a TCP port or, with ``serial="pty"``, on a pty)."""
     if port is not None:
         timeout = timeout or 10.0
         link = DeviceLink.open(port, timeout=timeout, attempts=3)
@@ -48,7 +50,7 @@ def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None 
         from toolchain.firmware.build import build
 
         elf = build(artifact, b, work_dir / f"fw-{b.name}").elf
-    with QemuBoard(elf, b.qemu_machine, timeout=24 * 3600) as qemu:
+    with QemuBoard(elf, b.qemu_machine, timeout=24 * 3600, serial=serial) as qemu:
         with DeviceLink.open(qemu.port_url, timeout=timeout or 15.0, attempts=6) as link:
             _handshake(link, f"QEMU {b.qemu_machine} ({qemu.port_url})")
             yield link

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,9 +38,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def qemu_command(elf: Path, machine: str, port: int) -> list[str]:
-    """The QEMU command line (without the timeout wrapper)."""
-    return [
+SERIALS = ("tcp", "pty")
+_PTY_RE = re.compile(r"char device redirected to (/dev/pts/\d+)")
+
+
+def qemu_command(elf: Path, machine: str, port: int, serial: str = "tcp") -> list[str]:
+    """The QEMU command line (without the timeout wrapper); ``serial="pty"`` puts the first
+    UART on a pseudo-terminal (QEMU prints its /dev/pts/N path) instead of the TCP port."""
+    cmd = [
         QEMU,
         "-M", machine,
         "-nographic",
@@ -49,6 +55,9 @@ def qemu_command(elf: Path, machine: str, port: int) -> list[str]:
         "-semihosting-config", "enable=on,target=native",
         "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
     ]  # fmt: skip
+    if serial == "pty":
+        cmd[-1] = "pty"
+    return cmd
 
 
 class QemuBoard:
@@ -59,8 +68,13 @@ class QemuBoard:
     """
 
     def __init__(
-        self, elf: Path | str, machine: str = "netduinoplus2", timeout: float = DEFAULT_TIMEOUT_S
+        self, elf: Path | str, machine: str = "netduinoplus2", timeout: float = DEFAULT_TIMEOUT_S,
+        serial: str = "tcp",
     ) -> None:
+        if serial not in SERIALS:
+            raise StqError(f"serial {serial!r} is not one of {', '.join(SERIALS)}")
+        self.serial = serial
+        self.pty: str | None = None  # /dev/pts/N once started with serial="pty"
         self.elf = Path(elf)
         self.machine = machine
         self.timeout = timeout
@@ -72,6 +86,11 @@ class QemuBoard:
 
     @property
     def port_url(self) -> str:
+        """A pyserial URL: the pty's path, or socket://127.0.0.1:PORT."""
+        if self.serial == "pty":
+            if self.pty is None:
+                raise StqError("QEMU is not started")
+            return self.pty
         return f"socket://127.0.0.1:{self.port}"
 
     def start(self) -> None:
@@ -85,7 +104,7 @@ class QemuBoard:
             self.port = _free_port()
             cmd = [
                 "timeout", "--kill-after=5", f"{self.timeout:.0f}",
-                *qemu_command(self.elf, self.machine, self.port),
+                *qemu_command(self.elf, self.machine, self.port, self.serial),
             ]  # fmt: skip
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
@@ -96,6 +115,10 @@ class QemuBoard:
                     start_new_session=True,
                 )
             _LIVE.add(self)
+            if self.serial == "pty":
+                if self._wait_pty():
+                    return
+                break
             if self._wait_listening():
                 return
             self.stop()
@@ -115,6 +138,18 @@ class QemuBoard:
                     return True
             except OSError:  # no procfs: give QEMU a moment and let the client retry
                 time.sleep(0.5)
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _wait_pty(self, limit_s: float = 20.0) -> bool:
+        """Wait until QEMU printed its pty path (the guest is then already running: output
+        written while nobody holds the pty open is dropped by QEMU)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and self.proc is not None and self.proc.poll() is None:
+            m = _PTY_RE.search(self.log())
+            if m:
+                self.pty = m.group(1)
                 return True
             time.sleep(0.05)
         return False

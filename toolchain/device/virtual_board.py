@@ -24,6 +24,7 @@ from types import TracebackType
 from toolchain.errors import StqError
 from toolchain.firmware.build import resolve_model_dir
 from toolchain.firmware.cflags import STRICT
+from toolchain.firmware.mlperf import config_for_model_dir, header_lines
 from toolchain.resources import firmware_dir
 
 PROTOCOL_SOURCES = ("main.c", "protocol.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
@@ -41,7 +42,7 @@ KINDS = {
 CACHE = Path(tempfile.gettempdir()) / "stq-virtual-board"
 
 
-def config_header(build_id: str, emulated: bool = True) -> str:
+def config_header(build_id: str, emulated: bool = True, mlperf: list[str] | None = None) -> str:
     return "\n".join([
         "/* Generated for the virtual board (host build): do not edit. */",
         "#ifndef STQ_BOARD_CONFIG_H",
@@ -51,6 +52,7 @@ def config_header(build_id: str, emulated: bool = True) -> str:
         f"#define STQ_BOARD_EMULATED {int(emulated)}",
         "#define STQ_BOARD_CLOCK_HZ 1000000000u",
         f'#define STQ_BUILD_ID "{build_id}"',
+        *(mlperf or []),
         "#endif",
         "",
     ])  # fmt: skip
@@ -58,7 +60,7 @@ def config_header(build_id: str, emulated: bool = True) -> str:
 
 def build_host_firmware(
     model_path: Path, fuzz: bool = False, cache: Path | None = None, cc: str | None = None,
-    kind: str | None = None,
+    kind: str | None = None, mlperf_model: str | None = None,
 ) -> Path:
     """Compile the virtual board, or the sanitized random fuzzer (``fuzz``), or the libFuzzer
     target (``kind="libfuzzer"``, clang); return the exe. Cached by the content of every input,
@@ -76,7 +78,8 @@ def build_host_firmware(
     headers = [*sorted((firmware_dir() / "src").glob("*.h")), firmware_dir() / "include" /
                "stq_firmware.h", cdir / "model.h", cdir / "kernels.h"]
     flags = [*STRICT, *kind_flags]
-    digest = hashlib.sha256(" ".join([cc, *flags]).encode())
+    mlperf = header_lines(config_for_model_dir(cdir, mlperf_model), None)  # MLPerf settings
+    digest = hashlib.sha256(" ".join([cc, *flags, *mlperf]).encode())
     for f in [*srcs, *headers]:
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     build_id = "vb-" + digest.hexdigest()[:12]
@@ -85,7 +88,8 @@ def build_host_firmware(
     if exe.is_file():
         return exe
     out.mkdir(parents=True, exist_ok=True)
-    (out / "stq_board_config.h").write_text(config_header(build_id, emulated=kind == "board"))
+    (out / "stq_board_config.h").write_text(
+        config_header(build_id, emulated=kind == "board", mlperf=mlperf))
     tmp = exe.with_suffix(".tmp")
     cmd = [
         cc, *flags, f"-I{out}", f"-I{firmware_dir() / 'include'}", f"-I{firmware_dir() / 'src'}",

@@ -2,7 +2,8 @@
 
 A board file names the MCU and core, the compiler's CPU/FPU flags, the flash and RAM regions
 the linker script is generated from, the UART used by the device command loop, how to flash it
-and whether it is emulated (QEMU). Every field is required; a missing or mistyped one is an
+and whether it is emulated (QEMU), and (optional ``[timestamp] pin``) the GPIO an MLPerf Tiny
+energy build pulses. Every other field is required; a missing or mistyped one is an
 ``StqError`` naming the file and the field.
 """
 
@@ -85,6 +86,7 @@ class Board:
     program: Program
     qemu_machine: str
     path: Path
+    timestamp_pin: str | None = None  # [timestamp] pin: MLPerf energy-mode GPIO (open drain)
 
     @property
     def cflags(self) -> list[str]:
@@ -234,6 +236,7 @@ def load_board_file(path: Path) -> Board:
         ),
         qemu_machine=f.str("qemu_machine") if emulated else "",
         path=path,
+        timestamp_pin=f.sub("timestamp").pin("pin") if "timestamp" in data else None,
     )
     if board.name != path.stem:
         raise StqError(f"board file {path}: field 'name' is {board.name!r}, expected {path.stem!r}")

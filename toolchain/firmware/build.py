@@ -18,6 +18,7 @@ from pathlib import Path
 from toolchain.errors import StqError
 from toolchain.firmware.boards import Board
 from toolchain.firmware.cmake import cmake_files
+from toolchain.firmware.mlperf import MlperfConfig, config_for_model_dir
 from toolchain.firmware.project import (
     CROSS,
     MODEL_HEADERS,
@@ -39,6 +40,7 @@ class BuildResult:
     hex: Path
     map: Path
     build_id: str
+    mlperf: MlperfConfig | None = None
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # region -> (used, size)
 
     def summary(self) -> str:
@@ -92,20 +94,25 @@ def build(
     extra_model_dirs: tuple[Path, ...] = (),
     app: dict[str, bytes] | None = None,
     cmake: bool = False,
+    mlperf_model: str | None = None,
+    mlperf_energy: bool = False,
 ) -> BuildResult:
     """Generate the project and run make; raise StqError with one line on any failure.
 
     ``extra_cflags`` is passed as make's EXTRA_CFLAGS (e.g. ``-DSTQ_FW_FAULT_TEST=1``);
     ``extra_model_dirs`` and ``app`` as toolchain.firmware.project.generate_project takes them;
-    with ``cmake`` a CMakeLists.txt and toolchain file that build the same ELF are written too."""
+    with ``cmake`` a CMakeLists.txt and toolchain file that build the same ELF are written too;
+    ``mlperf_model`` (ic01/kws01/vww01/ad01, default from the input shape) and
+    ``mlperf_energy`` set the MLPerf Tiny runner mode (toolchain/firmware/mlperf.py)."""
     model_dir = resolve_model_dir(model_path)
+    mlperf = config_for_model_dir(model_dir, mlperf_model, mlperf_energy)
     if shutil.which(f"{CROSS}gcc") is None:
         raise StqError(
             f"{CROSS}gcc not found on PATH (install gcc-arm-none-eabi: scripts/setup.sh)"
         )
     ensure_writable_dir(build_dir)
     build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags,
-                                tuple(extra_model_dirs), app)
+                                tuple(extra_model_dirs), app, mlperf)
     if cmake:
         for name, text in cmake_files(build_dir, board, opt, extra_cflags).items():
             _write_if_changed(build_dir / name, text.encode())
@@ -147,6 +154,7 @@ def build(
         hex=build_dir / f"{TARGET}.hex",
         map=build_dir / f"{TARGET}.map",
         build_id=build_id,
+        mlperf=mlperf,
         usage=region_usage(build_dir / f"{TARGET}.elf", board),
     )
 

@@ -10,6 +10,7 @@ from toolchain.errors import StqError
 from toolchain.firmware.board_files import BUILD_INFO_C, board_config_header, linker_script
 from toolchain.firmware.boards import Board
 from toolchain.firmware.cflags import C_STD, WARNINGS
+from toolchain.firmware.mlperf import MlperfConfig, header_lines
 from toolchain.resources import firmware_dir
 
 CROSS = "arm-none-eabi-"
@@ -146,6 +147,7 @@ def _sync_dir(files: dict[str, bytes], dest: Path) -> None:
 def generate_project(
     model_dir: Path, board: Board, build_dir: Path, opt: str = "-O2", extra_cflags: str = "",
     extra_model_dirs: tuple[Path, ...] = (), app: dict[str, bytes] | None = None,
+    mlperf: MlperfConfig | None = None,
 ) -> str:
     """Write the Makefile project into ``build_dir``; return its build id.
 
@@ -170,6 +172,8 @@ def generate_project(
     digest = hashlib.sha256()
     digest.update(board.path.read_bytes())
     digest.update(f"{opt}\0{extra_cflags}".encode())
+    if mlperf is not None:
+        digest.update("\n".join(header_lines(mlperf, board)).encode())
     for group in (fw_files, includes, model_files, app_files):
         for name in sorted(group):
             digest.update(name.encode() + b"\0" + group[name])
@@ -182,7 +186,7 @@ def generate_project(
     _sync_dir(
         {
             f"{board.name}.ld": linker_script(board).encode(),
-            "stq_board_config.h": board_config_header(board, build_id).encode(),
+            "stq_board_config.h": board_config_header(board, build_id, mlperf).encode(),
             "stq_build_info.c": BUILD_INFO_C.encode(),
         },
         build_dir / "generated",

@@ -44,6 +44,7 @@ class ValidateConfig:
     timeout: float | None = None
     restart: bool = False
     progress: bool = True
+    serial: str = "tcp"  # QEMU's UART: a TCP port, or a pty (/dev/pts/N)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ def validate(cfg: ValidateConfig) -> dict:
     session: dict = {"resumed_at": len(rows), "inferences": 0, "seconds": 0.0}
     if len(rows) < n:
         with connect(cfg.board, cfg.artifact, cfg.out_dir, cfg.port, cfg.elf,
-                     cfg.timeout) as link:
+                     cfg.timeout, cfg.serial) as link:
             info = link.info_
             assert info is not None
             if info.model_hash != model_hash:
