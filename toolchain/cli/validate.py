@@ -18,6 +18,16 @@ OUT/results.jsonl (a rerun resumes) and write OUT/summary.{json,md,html}. Exit 1
 host/device mismatch."""
 
 
+def add_link_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--link-timeout", "--timeout", dest="timeout", type=float,
+                   help="longest wait for one reply in seconds: the ceiling of the adaptive "
+                        "timeout (default 5)")
+    p.add_argument("--give-up-after", type=float,
+                   help="seconds without a single valid frame from the device before the link "
+                        "counts as dead and the run stops (default 60 for QEMU, 30 otherwise); "
+                        "while frames get through, the link keeps retrying")
+
+
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", required=True,
                    help="netduinoplus2 (QEMU), virtual (host build over a pty), or the board "
@@ -30,7 +40,7 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N inputs")
     p.add_argument("--model", type=Path, help="QKeras .h5: also compare with the float model")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
-    p.add_argument("--timeout", type=float, help="seconds to wait for each reply")
+    add_link_arguments(p)
     p.add_argument("--restart", action="store_true", help="discard earlier results in OUT")
     p.add_argument("-o", "--output", type=Path, default=Path("out/validate"),
                    help="report directory (default out/validate)")
@@ -44,6 +54,7 @@ def run_validate(args: argparse.Namespace) -> int:
         board=args.board, artifact=args.artifact, out_dir=args.output, port=args.port,
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
+        give_up_after=args.give_up_after,
         progress=not args.no_progress and env_progress_default(),
     )
     s = validate(cfg)

@@ -31,6 +31,7 @@ COMMON_SOURCES = (
     "counter.c",
     "link.c",
     "protocol.c",
+    "frame.c",
     "mlperf.c",
     "protocol_text.c",
     "main.c",

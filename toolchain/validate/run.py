@@ -43,6 +43,7 @@ class ValidateConfig:
     model: Path | None = None
     elf: Path | None = None
     timeout: float | None = None
+    give_up_after: float | None = None
     restart: bool = False
     progress: bool = True
 
@@ -174,7 +175,7 @@ def validate(cfg: ValidateConfig) -> dict:
     session: dict = {"resumed_at": len(rows), "inferences": 0, "seconds": 0.0}
     if len(rows) < n:
         with connect(cfg.board, cfg.artifact, cfg.out_dir, cfg.port, cfg.elf,
-                     cfg.timeout) as link:
+                     cfg.timeout, cfg.give_up_after) as link:
             info = link.info_
             assert info is not None
             if info.model_hash != model_hash:
