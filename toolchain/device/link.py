@@ -6,7 +6,7 @@ record must name the input (its CRC-32) it ran on; anything else is counted and 
 go up in small chunks, each with its own CRC; RUN answers the result or which chunks are still
 missing, and only those are sent again. Bytes not yet known to be consumed by the device stay
 within the receive ring it reports (flow control). Retries are bounded by progress, not by a
-count: the link keeps trying (adaptive timeout, exponential back-off, frames sent 1-3 times
+count: the link keeps trying (adaptive timeout, exponential back-off, replies sent 1-3 times
 when the line is bad, re-synchronisation and reconnection when nothing gets through) as long as
 valid frames keep arriving, and gives up only after ``give_up_after`` seconds without any.
 
@@ -45,6 +45,7 @@ class LinkStats:
     requests: int = 0
     retries: int = 0
     timeouts: int = 0
+    early_retries: int = 0  # re-sent after a damaged frame, before the timeout
     corrupt_frames: int = 0
     stale_replies: int = 0
     device_errors: Counter[str] = field(default_factory=Counter)
@@ -83,6 +84,8 @@ class DeviceLink:
         self._rto = min(self.policy.timeout, 1.0)
         self._srtt: float | None = None
         self._last_valid = time.monotonic()
+        self._damaged = False
+        self.upload_copies = 2  # chunk copies once the line is bad (the RUN is sent once)
         self.info_: P.Info | None = None
 
     @classmethod
@@ -151,14 +154,15 @@ class DeviceLink:
             got = False
             for raw in self.reader.feed(data):
                 got |= self._accept(raw)
-            if got:
-                return True
+            if got or self._damaged:
+                return got
 
     def _accept(self, raw: bytes) -> bool:
         try:
             frame = P.decode_frame(raw)
         except ValueError:
             self.stats.corrupt_frames += 1
+            self._damaged = True
             return False
         if frame.version != P.VERSION:
             if frame.type == P.T_ERROR and P.error_code(frame.body) == P.E_VERSION:
@@ -171,6 +175,8 @@ class DeviceLink:
         if frame.seq not in self._expect:
             if frame.seq != P.NO_SEQ:
                 self.stats.stale_replies += 1  # a redundant copy or an answer to a retry
+            else:
+                self._damaged = True  # the device got a damaged frame
             return False
         self._consumed = max(self._consumed, self._expect.pop(frame.seq))
         # the device answers in order: whatever was sent before this is read (or lost)
@@ -213,21 +219,39 @@ class DeviceLink:
             self._expect[seq] = self._written
         return seq
 
-    def _wait(self, seqs: set[int], timeout: float, any_: bool = False) -> None:
-        """Wait until every one (``any_``: one) of ``seqs`` is answered or ``timeout`` passed."""
-        deadline = time.monotonic() + timeout
+    def _wait(self, seqs: set[int], timeout: float, any_: bool = False) -> bool:
+        """Wait until every one (``any_``: one) of ``seqs`` is answered or ``timeout`` passed.
+        After a damaged frame, stop waiting once the reply is overdue (1.5 round trips after
+        the send) rather than at the timeout. False when it timed out in full."""
+        start = time.monotonic()
+        deadline = start + timeout
+        self._damaged = False
         while True:
             done = seqs & self._inbox.keys()
-            if (done and any_) or done == seqs or not self._pump(deadline):
-                return
+            if (done and any_) or done == seqs:
+                return True
+            if self._damaged:
+                self._damaged = False
+                due = start + 1.5 * (self._srtt if self._srtt is not None else timeout / 2)
+                deadline = min(deadline, max(time.monotonic() + 0.005, due))
+            if time.monotonic() >= deadline:
+                return time.monotonic() < start + timeout - 1e-3
+            self._pump(deadline)
 
-    def _round_done(self, ok: bool, t0: float) -> None:
-        """Adapt the timeout (RFC 6298 style) and the redundancy to how rounds go."""
-        if ok:
+    def _round_done(self, ok: bool, t0: float, early: bool = False, sample: bool = True
+                    ) -> None:
+        """Adapt the timeout (RFC 6298 style) and the redundancy to how rounds go; ``early``:
+        the round failed on a damaged frame before the timeout (no back-off)."""
+        if ok and not sample:
+            pass
+        elif ok:  # Karn: no round-trip sample from an answer to a re-sent request
             rtt = time.monotonic() - t0
             self._srtt = rtt if self._srtt is None else 0.875 * self._srtt + 0.125 * rtt
             self._rto = min(self.policy.timeout, max(self.policy.min_timeout,
                                                      2.5 * self._srtt + 0.02))
+        elif early:
+            self.stats.retries += 1
+            self.stats.early_retries += 1
         else:
             self.stats.retries += 1
             self.stats.timeouts += 1
@@ -258,19 +282,20 @@ class DeviceLink:
         if first is not None:
             have[first.offset], total = first.data, first.total
         step = self.info_.reply_chunk if self.info_ is not None else 40
+        asked: dict[int, int] = {}  # every request sent: seq -> offset (late answers count)
         while True:
             todo = [0] if total is None else [
                 o for o in range(0, total, step) if o not in have]
             if not todo:
                 break
             t0 = time.monotonic()
-            sent = {self._send(ftype, body_at(o), copies=self.stats.copies): o for o in todo}
+            sent = {self._send(ftype, body_at(o)): o for o in todo}
+            asked.update(sent)
             self.stats.requests += len(sent)
-            self._wait(set(sent), self._rto)
-            for seq in sent:
-                frame = self._inbox.pop(seq, None)
-                if frame is None:
-                    continue
+            early = self._wait(set(sent), self._rto)
+            got = 0
+            for seq in sorted(asked.keys() & self._inbox.keys()):
+                frame = self._inbox.pop(seq)
                 if frame.type == P.T_ERROR:
                     raise StqError(f"device refused request {ftype:#04x}: "
                                    f"{P.error_text(frame.body)}")
@@ -279,8 +304,8 @@ class DeviceLink:
                 except ValueError:
                     self.stats.corrupt_frames += 1
                     continue
-                have[piece.offset], total = piece.data, piece.total
-            self._round_done(any(s not in self._expect for s in sent), t0)
+                have[piece.offset], total, got = piece.data, piece.total, got + 1
+            self._round_done(got > 0, t0, early, sample=len(asked) == len(sent))
         return b"".join(have[o] for o in sorted(have))[:total]
 
     # --- commands ---------------------------------------------------------------------------
@@ -319,7 +344,7 @@ class DeviceLink:
         for i in range(n) if indices is None else indices:
             if 0 <= i < n:
                 self._send(P.T_UPLOAD, P.upload_body(tag, i, data[i * size:(i + 1) * size]),
-                           reply=False, copies=self.stats.copies)
+                           reply=False, copies=min(self.upload_copies, self.stats.copies))
                 self.stats.chunks_sent += 1
 
     def infer(self, data: bytes, next_data: bytes | None = None, profile: bool = False
@@ -340,15 +365,14 @@ class DeviceLink:
         runs: set[int] = set()  # every RUN sent for this input: a late answer is as good
         while True:
             t0 = time.monotonic()
-            runs.add(self._send(P.T_RUN, P.run_body(tag, profile, self.stats.copies),
-                                copies=self.stats.copies))
+            runs.add(self._send(P.T_RUN, P.run_body(tag, profile, self.stats.copies)))
             if pending_next is not None:
                 self._upload(P.crc32(pending_next), pending_next)
                 self._preloaded, pending_next = P.crc32(pending_next), None
-            self._wait(runs, self._rto, any_=True)
+            early = self._wait(runs, self._rto, any_=True)
             got = sorted(runs & self._inbox.keys())
             frame = self._inbox.pop(got[-1]) if got else None
-            self._round_done(frame is not None, t0)
+            self._round_done(frame is not None, t0, early, sample=len(runs) == 1)
             if frame is None:
                 continue
             if frame.type == P.T_ERROR:

@@ -122,9 +122,11 @@ class VirtualBoard:
 
     def _spawn(self) -> None:
         assert self.master is not None
+        from toolchain.device.qemu import die_with_parent
+
         self.proc = subprocess.Popen(
             [str(self.exe)], stdin=self.master, stdout=self.master,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
 
     def restart(self) -> None:
