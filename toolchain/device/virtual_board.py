@@ -25,7 +25,8 @@ from toolchain.errors import StqError
 from toolchain.firmware.build import resolve_model_dir
 from toolchain.resources import firmware_dir
 
-PROTOCOL_SOURCES = ("main.c", "protocol.c", "frame.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
+PROTOCOL_SOURCES = ("main.c", "protocol.c", "frame.c", "mlperf.c", "protocol_text.c", "link.c",
+                    "text.c")
 FUZZ_SOURCES = ("protocol.c", "frame.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
 MODEL_SOURCES = ("model.c", "weights.c", "kernels.c")
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Werror")
