@@ -1,14 +1,19 @@
 """Link efficiency and throughput of the device protocols.
 
 1. Efficiency = payload bytes / bytes on the wire (both directions) for one inference on a
-   32x32x3 int8 input with 10 int8 outputs, for the framed protocol (COBS + CRC-32, one 4 KB
-   chunk) and the MLPerf Tiny runner's ASCII hex protocol (`db load`, `db HEX%` lines of
+   32x32x3 int8 input with 10 int8 outputs, for the framed protocol (COBS + CRC-32, 32-byte
+   chunks) and the MLPerf Tiny runner's ASCII hex protocol (`db load`, `db HEX%` lines of
    --hex-line bytes, `infer 1 0%`, the reply lines our firmware sends), computed from the exact
    bytes each side writes; then measured on the virtual board with the given model.
 2. Inferences per second on the virtual board and on QEMU netduinoplus2, with the next input's
-   upload streamed while the device computes (pipelined) and without (sequential).
+   upload streamed while the device computes (pipelined) and without (sequential), and the
+   link time to the first inference of a fresh QEMU session (boot banner, INFO, one RUN).
+3. Through the fault-injecting proxy (toolchain/device/fault_proxy.py) on QEMU at 0 %, 0.5 %,
+   1 % and 2 % flipped bytes (half as many dropped, a fifth as many inserted, both
+   directions): completed inferences per second as a ratio of the clean link, payload / wire
+   bytes, retries, wrong results (must be 0).
 
-    .venv/bin/python benchmarks/link_bench.py OUTDIR [--qemu-images 40] [--json link.json]
+    .venv/bin/python benchmarks/link_bench.py OUTDIR [--qemu-images 100] [--json link.json]
 """
 
 from __future__ import annotations
@@ -27,15 +32,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain.device import protocol as P  # noqa: E402
-from toolchain.device.link import DeviceLink  # noqa: E402
+from toolchain.device.fault_proxy import FaultProxy  # noqa: E402
+from toolchain.device.link import DeviceLink, LinkPolicy  # noqa: E402
 from toolchain.device.virtual_board import VirtualBoard  # noqa: E402
 
 
-def framed_wire(x: bytes, outputs: int, chunk: int = 4096) -> int:
-    wire = sum(len(P.encode_frame(P.T_UPLOAD, 1, P.upload_body(o, x[o:o + chunk], False)))
+def framed_wire(x: bytes, outputs: int, chunk: int = 32) -> int:
+    tag = P.crc32(x)
+    wire = sum(len(P.encode_frame(P.T_UPLOAD, 1, P.upload_body(tag, o // chunk,
+                                                               x[o:o + chunk])))
                for o in range(0, len(x), chunk))
-    wire += len(P.encode_frame(P.T_RUN, 2, P.run_body(P.crc32(x))))
-    reply = bytes(1 + 4 + 4 + 8 + 4) + bytes(range(1, outputs + 1))
+    wire += len(P.encode_frame(P.T_RUN, 2, P.run_body(tag)))
+    reply = bytes(5) + bytes(4 + 4 + 8 + 4) + bytes(range(1, outputs + 1))
     return wire + len(P.encode_frame(P.T_RUN | P.T_REPLY, 2, reply))
 
 
@@ -86,26 +94,38 @@ def mlperf_measured(vb: VirtualBoard, xs: list[bytes], line: int) -> tuple[float
     return payload / (sent + got), len(xs) / seconds, len(outs)
 
 
-def run_link(url: str, xs: list[bytes], pipelined: bool, timeout: float) -> dict:
-    with DeviceLink.open(url, timeout=timeout) as link:
+def run_link(url: str, xs: list[bytes], pipelined: bool, timeout: float,
+             ys: list[bytes] | None = None, ready: bool = False) -> dict:
+    t_open = time.monotonic()
+    with DeviceLink.open(url, LinkPolicy(timeout=timeout, give_up_after=60)) as link:
+        if ready:
+            link.wait_ready(10)
         info = link.info()
         t0 = time.monotonic()
         b0 = link.stats.bytes_out + link.stats.bytes_in
+        wrong, first = 0, None
         for i, x in enumerate(xs):
             nxt = xs[i + 1] if pipelined and i + 1 < len(xs) else None
-            link.infer(x, nxt)
+            out = link.infer(x, nxt).output
+            first = first if first is not None else time.monotonic() - t_open
+            wrong += ys is not None and out != ys[i]
         seconds = time.monotonic() - t0
         wire = link.stats.bytes_out + link.stats.bytes_in - b0
-        return {"inferences_per_s": len(xs) / seconds,
+        return {"inferences_per_s": len(xs) / seconds, "first_inference_s": first,
                 "efficiency": len(xs) * (info.input_bytes + info.output_bytes) / wire,
-                "retries": link.stats.retries}
+                "retries": link.stats.retries, "wrong": int(wrong),
+                "link": link.stats.as_dict()}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outdir", type=Path, help="OUTDIR of `stq convert` (e.g. the digits model)")
     ap.add_argument("--images", type=int, default=2000, help="virtual board inferences")
-    ap.add_argument("--qemu-images", type=int, default=40, help="QEMU inferences (0: skip)")
+    ap.add_argument("--qemu-images", type=int, default=100,
+                    help="QEMU inferences per measurement (0: skip)")
+    ap.add_argument("--rates", default="0,0.005,0.01,0.02",
+                    help="flipped-byte rates through the fault proxy (drop = rate/2, "
+                         "insert = rate/5)")
     ap.add_argument("--hex-line", type=int, default=64, help="bytes per MLPerf `db` line")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -127,6 +147,9 @@ def main() -> int:
     g = artifact.load(args.outdir / "model.stqa")
     xq = reference.quantize_input(g, datasets.digits().x_test)
     xs = [xq[i % len(xq)].tobytes() for i in range(args.images)]
+    dt = np.dtype("<i4") if g.tensors[g.output].itemsize == 4 else np.dtype(np.int8)
+    ys = [y.tobytes() for y in reference.predict(g, xq).astype(dt)]
+    ys = [ys[i % len(ys)] for i in range(args.images)]
     with VirtualBoard(args.outdir) as vb:
         for mode in ("sequential", "pipelined"):
             r = run_link(vb.port_url, xs, mode == "pipelined", 2.0)
@@ -152,10 +175,25 @@ def main() -> int:
             qx = xs[: args.qemu_images]
             for mode in ("sequential", "pipelined"):
                 with QemuBoard(elf, board.qemu_machine, timeout=600) as qemu:
-                    r = run_link(qemu.port_url, qx, mode == "pipelined", 15.0)
+                    r = run_link(qemu.port_url, qx, mode == "pipelined", 5.0, ready=True)
                 res[f"qemu_{mode}"] = r
                 print(f"QEMU netduinoplus2, framed, {mode}: {r['inferences_per_s']:.1f} inf/s, "
-                      f"efficiency {r['efficiency']:.3f}, retries {r['retries']}")
+                      f"efficiency {r['efficiency']:.3f}, retries {r['retries']}, first "
+                      f"inference {r['first_inference_s']:.2f} s after connecting")
+            noisy = {}
+            for rate in (float(v) for v in args.rates.split(",")):
+                with QemuBoard(elf, board.qemu_machine, timeout=900) as qemu, FaultProxy(
+                        qemu.port, flip=rate, drop=rate / 2, insert=rate / 5, seed=5) as px:
+                    r = run_link(px.url, qx, True, 5.0, ys[: len(qx)], ready=True)
+                r["faults"] = px.counts
+                noisy[str(rate)] = r
+                clean = noisy[next(iter(noisy))]["inferences_per_s"]
+                r["ratio_to_clean"] = r["inferences_per_s"] / clean
+                print(f"QEMU through the fault proxy, {rate:.1%} flipped + {rate / 2:.2%} "
+                      f"dropped + {rate / 5:.2%} inserted: {r['inferences_per_s']:.2f} inf/s "
+                      f"= {r['ratio_to_clean']:.2f} x clean, payload/wire "
+                      f"{r['efficiency']:.3f}, retries {r['retries']}, wrong {r['wrong']}")
+            res["qemu_fault_proxy"] = noisy
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0

@@ -22,6 +22,8 @@ void stq_uart_write(const void *data, uint32_t bytes)
     }
 }
 uint8_t stq_uart_getc(void) { abort(); }
+uint32_t stq_uart_rx_capacity(void) { return 1024u; }
+uint32_t stq_uart_rx_dropped(void) { return 0u; }
 void stq_counter_init(void) {}
 void stq_counter_restart(void) {}
 uint64_t stq_counter_ticks(void) { return 12345u; }

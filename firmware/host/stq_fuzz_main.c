@@ -63,7 +63,7 @@ static void feed(const uint8_t *p, uint32_t n)
 
 static void one_frame(void)
 {
-    static const uint8_t types[] = {1, 2, 3, 4, 5, 0x7F, 0x81};
+    static const uint8_t types[] = {1, 2, 3, 4, 5, 6, 0x7F, 0x81};
     uint32_t body;
     const uint32_t kind = rnd() % 8u;
     frame[0] = (rnd() % 16u) ? STQ_PROTO_VERSION : (uint8_t)rnd();
@@ -71,24 +71,26 @@ static void one_frame(void)
     frame[2] = (uint8_t)rnd();
     frame[3] = (uint8_t)rnd();
     if (kind == 0) {
-        body = rnd() % (STQ_PROTO_CHUNK_MAX + 40u); /* sometimes oversize */
+        body = rnd() % (STQ_PROTO_CHUNK + 40u); /* sometimes oversize */
     } else if (frame[1] == 2u) {
-        body = 5u + rnd() % (STQ_INPUT_BYTES + 8u);
+        body = 6u + ((rnd() & 1u) ? STQ_PROTO_CHUNK : rnd() % (STQ_PROTO_CHUNK + 8u));
     } else {
         body = rnd() % 12u;
     }
     for (uint32_t i = 0; i < body; ++i) {
         frame[4u + i] = (uint8_t)rnd();
     }
-    if (frame[1] == 2u && body >= 5u && (rnd() & 1u)) { /* plausible offsets */
-        const uint32_t off = rnd() % (STQ_INPUT_BYTES + 2u);
-        memcpy(&frame[5], &off, 4);
+    static const uint32_t tags[] = {0u, 1u, 0xDEADBEEFu};
+    if (frame[1] == 2u && body >= 6u && (rnd() & 1u)) { /* plausible tags and chunk indices */
+        const uint16_t index = (uint16_t)(rnd() % (STQ_INPUT_BYTES / STQ_PROTO_CHUNK + 2u));
+        memcpy(&frame[4], &tags[rnd() % 3u], 4);
+        memcpy(&frame[8], &index, 2);
     }
-    if (frame[1] == 3u && (rnd() & 1u)) {
-        body = 5u;
-        frame[4] = (uint8_t)(rnd() & 1u);
-        const uint32_t crc = stq_crc32(0u, stq_input_copy, STQ_INPUT_BYTES);
-        memcpy(&frame[5], &crc, 4);
+    if ((frame[1] == 3u || frame[1] == 5u) && (rnd() & 1u)) { /* RUN / RESULT of a tag */
+        body = frame[1] == 3u ? 5u : 6u;
+        memcpy(&frame[4], &tags[rnd() % 3u], 4);
+        frame[8] = (uint8_t)rnd();
+        frame[9] = (uint8_t)(rnd() % 2u);
     }
     uint32_t n = 4u + body;
     const uint32_t crc = stq_crc32(0u, frame, n);

@@ -38,6 +38,9 @@ static void stq_tx_flush(void)
 
 void stq_board_init(void) {}
 void stq_uart_init(void) {}
+/* The pty buffers more than this; a full buffer blocks the writer, nothing is lost. */
+uint32_t stq_uart_rx_capacity(void) { return 4096u; }
+uint32_t stq_uart_rx_dropped(void) { return 0u; }
 
 void stq_uart_putc(uint8_t c)
 {

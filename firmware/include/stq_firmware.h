@@ -54,6 +54,10 @@ void stq_uart_write(const void *data, uint32_t bytes);
 uint8_t stq_uart_getc(void);
 /* The UART's interrupt handler: moves received bytes into the receive ring. */
 void stq_uart_irq_handler(void);
+/* Size of the receive ring in bytes (what the host may send ahead), and the bytes it dropped
+ * because it was full (an overrun: the host sent more than the ring while the device was busy). */
+uint32_t stq_uart_rx_capacity(void);
+uint32_t stq_uart_rx_dropped(void);
 
 /* Text helpers (src/text.c): no printf. */
 void stq_uart_puts(const char *s);
@@ -72,12 +76,22 @@ void stq_counter_restart(void);
 uint64_t stq_counter_ticks(void);
 /* 1 when stq_counter_instructions() is meaningful (QEMU -icount shift=0), else 0. */
 int stq_counter_has_instructions(void);
-/* Executed instructions (32-bit, wraps; take differences), 0 when unknown. */
+/* Executed instructions of thread-mode code, interrupt handlers excluded (32-bit, wraps; take
+ * differences), 0 when unknown. */
 uint32_t stq_counter_instructions(void);
 /* "dwt" or "systick". */
 const char *stq_counter_name(void);
 /* SysTick exception handler (counts 24-bit wraps). */
 void stq_counter_systick_handler(void);
+/* Interrupt accounting (emulated: exact instruction counts, see counter.c): every handler calls
+ * t0 = stq_counter_isr_enter() first and stq_counter_isr_leave(t0, kind) last; their
+ * instructions (plus a boot-calibrated constant per kind) are left out of
+ * stq_counter_instructions(). No-ops on silicon. */
+enum { STQ_ISR_UART = 0, STQ_ISR_SYSTICK = 1, STQ_ISR_KINDS = 2 };
+uint32_t stq_counter_isr_enter(void);
+void stq_counter_isr_leave(uint32_t t0, uint32_t kind);
+/* The calibrated constant of one handler kind (0 on silicon). */
+uint32_t stq_counter_isr_overhead(uint32_t kind);
 
 /* --- faults and semihosting (src/fault.c, src/semihost.c) -------------------------------- */
 

@@ -63,10 +63,12 @@ __attribute__((section(".isr_vector"), used)) const stq_vector_table_t stq_vecto
 
 void stq_irq_dispatch(void)
 {
+    const uint32_t t0 = stq_counter_isr_enter();
     uint32_t ipsr;
     __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
     if (ipsr == 16u + (uint32_t)STQ_UART_IRQN) {
         stq_uart_irq_handler();
+        stq_counter_isr_leave(t0, STQ_ISR_UART);
     } else {
         stq_default_handler();
     }

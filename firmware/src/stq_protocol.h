@@ -7,15 +7,19 @@
 
 #include "model.h"
 
-/* Framed protocol (docs/protocol.md): version, largest UPLOAD chunk, frame buffer sizes. */
-#define STQ_PROTO_VERSION 1u
-#ifndef STQ_PROTO_CHUNK_MAX
-#define STQ_PROTO_CHUNK_MAX 4096u
+/* Framed protocol (docs/protocol.md): version, UPLOAD chunk and reply piece sizes (small, so
+ * that most frames survive a noisy line), frame buffer sizes. */
+#define STQ_PROTO_VERSION 2u
+#ifndef STQ_PROTO_CHUNK
+#define STQ_PROTO_CHUNK 32u
+#endif
+#ifndef STQ_PROTO_REPLY_CHUNK
+#define STQ_PROTO_REPLY_CHUNK 40u
 #endif
 #define STQ_PROTO_HEADER 4u  /* version, type, seq (u16 LE) */
 #define STQ_PROTO_CRC 4u
-/* Largest decoded request: header + UPLOAD body (flags, offset) + chunk + CRC. */
-#define STQ_PROTO_FRAME_MAX (STQ_PROTO_HEADER + 5u + STQ_PROTO_CHUNK_MAX + STQ_PROTO_CRC)
+/* Largest decoded request: header + UPLOAD body (tag, chunk index) + chunk + CRC. */
+#define STQ_PROTO_FRAME_MAX (STQ_PROTO_HEADER + 6u + STQ_PROTO_CHUNK + STQ_PROTO_CRC)
 /* Its COBS encoding: one overhead byte per 254 data bytes, plus one. */
 #define STQ_PROTO_ENCODED_MAX (STQ_PROTO_FRAME_MAX + STQ_PROTO_FRAME_MAX / 254u + 2u)
 
@@ -45,7 +49,8 @@ void stq_cobs_write_frame(const uint8_t *data, uint32_t bytes);
 
 /* Per-mode byte handlers. Each returns 1 while its command is still incomplete (the next byte
  * must go to the same handler), 0 once it is done. */
-int stq_frame_feed(uint8_t c);   /* protocol.c: framed (COBS + CRC-32) */
+int stq_frame_feed(uint8_t c);   /* frame.c: framed (COBS + CRC-32) */
+void stq_frame_reset(void);      /* frame.c: start a new frame */
 int stq_mlperf_feed(uint8_t c);  /* mlperf.c: MLPerf Tiny / EEMBC runner ASCII */
 int stq_text_feed(uint8_t c);  /* protocol_text.c: single-byte minimal commands */
 void stq_text_hello(void);     /* protocol_text.c: the "STQ model=..." line */

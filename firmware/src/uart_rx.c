@@ -8,11 +8,14 @@
 #include "stq_uart_rx.h"
 
 #define STQ_NVIC_ISER0 0xE000E100u
-#define STQ_UART_RX_RING 256u /* power of two */
+#ifndef STQ_UART_RX_RING
+#define STQ_UART_RX_RING 1024u /* power of two; reported in INFO (the host's send window) */
+#endif
 
 static volatile uint8_t stq_uart_rx_ring[STQ_UART_RX_RING];
 static volatile uint32_t stq_uart_rx_head; /* written by the interrupt */
 static volatile uint32_t stq_uart_rx_tail; /* written by stq_uart_getc */
+static volatile uint32_t stq_uart_rx_drops; /* bytes lost to a full ring */
 
 void stq_uart_rx_push(uint8_t c)
 {
@@ -20,7 +23,19 @@ void stq_uart_rx_push(uint8_t c)
     if (head - stq_uart_rx_tail < STQ_UART_RX_RING) {
         stq_uart_rx_ring[head % STQ_UART_RX_RING] = c;
         stq_uart_rx_head = head + 1u;
+    } else {
+        stq_uart_rx_drops = stq_uart_rx_drops + 1u;
     }
+}
+
+uint32_t stq_uart_rx_capacity(void)
+{
+    return STQ_UART_RX_RING;
+}
+
+uint32_t stq_uart_rx_dropped(void)
+{
+    return stq_uart_rx_drops;
 }
 
 void stq_uart_rx_enable_irq(void)

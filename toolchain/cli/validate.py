@@ -13,7 +13,6 @@ from toolchain.cli.command import (
     add_progress_argument,
     collect,
     port_url,
-    positive_float,
     positive_int,
 )
 from toolchain.firmware.boards import load_board
@@ -27,6 +26,16 @@ the host-native `virtual` board, or a real device on --port), compare every outp
 bit-exact NumPy reference (and the QKeras model with --model), stream results to
 OUT/results.jsonl (a rerun resumes) and write OUT/summary.{json,md,html}. Exit 1 on any
 host/device mismatch."""
+
+
+def add_link_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--link-timeout", "--timeout", dest="timeout", type=float,
+                   help="longest wait for one reply in seconds: the ceiling of the adaptive "
+                        "timeout (default 5)")
+    p.add_argument("--give-up-after", type=float,
+                   help="seconds without a single valid frame from the device before the link "
+                        "counts as dead and the run stops (default 60 for QEMU, 30 otherwise); "
+                        "while frames get through, the link keeps retrying")
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,8 +54,7 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="QKeras .h5: also compare with the float model")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board (default: "
                    "built from --artifact)")
-    p.add_argument("--timeout", type=positive_float, help="seconds to wait for each reply "
-                   "(default: per board)")
+    add_link_arguments(p)
     p.add_argument("--restart", action="store_true", help="discard earlier results in OUT")
     p.add_argument("-o", "--output", type=Path, default=Path("out/validate"), metavar="OUT",
                    help="report directory")
@@ -66,8 +74,8 @@ def run_validate(args: argparse.Namespace) -> int:
         board=args.board, artifact=args.artifact, out_dir=args.output, port=args.port,
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
+        give_up_after=args.give_up_after, serial=args.serial,
         progress=not args.no_progress and not args.json and env_progress_default(),
-        serial=args.serial,
     )
     s = validate(cfg)
     if args.json:

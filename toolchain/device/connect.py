@@ -7,21 +7,29 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from toolchain.device.link import DeviceLink
+from toolchain.device.link import DeviceLink, LinkPolicy
 from toolchain.errors import StqError
+
+READY_S = 10.0  # longest wait for a booting emulated board's banner
 
 
 @contextlib.contextmanager
 def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None = None,
             elf: Path | None = None, timeout: float | None = None,
-            serial: str = "tcp") -> Iterator[DeviceLink]:
+            give_up_after: float | None = None, serial: str = "tcp") -> Iterator[DeviceLink]:
     """A connected DeviceLink (INFO done): ``port`` (a serial port or pyserial URL of a flashed
     board), else ``board``: "virtual" (the host build behind a pty) or an emulated board
     (QEMU, running ``elf`` or a firmware built from ``artifact`` into ``work_dir``, its UART
-    on a TCP port or, with ``serial="pty"``, on a pty)."""
+    on a TCP port or, with ``serial="pty"``, on a pty).
+    ``timeout``: ceiling of the per-request timeout; ``give_up_after``: seconds without one
+    valid frame before the link counts as dead."""
+
+    def policy(default_timeout: float, default_give_up: float) -> LinkPolicy:
+        return LinkPolicy(timeout=timeout or default_timeout,
+                          give_up_after=give_up_after or default_give_up)
+
     if port is not None:
-        timeout = timeout or 10.0
-        link = DeviceLink.open(port, timeout=timeout, attempts=3)
+        link = DeviceLink.open(port, policy(5.0, 30.0))
         try:
             _handshake(link, f"port {port}")
             yield link
@@ -32,7 +40,7 @@ def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None 
         from toolchain.device.virtual_board import VirtualBoard
 
         with VirtualBoard(artifact) as vb:
-            with DeviceLink.open(vb.port_url, timeout=timeout or 2.0) as link:
+            with DeviceLink.open(vb.port_url, policy(2.0, 30.0)) as link:
                 _handshake(link, f"the virtual board ({vb.port_url})")
                 yield link
         return
@@ -51,7 +59,8 @@ def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None 
 
         elf = build(artifact, b, work_dir / f"fw-{b.name}").elf
     with QemuBoard(elf, b.qemu_machine, timeout=24 * 3600, serial=serial) as qemu:
-        with DeviceLink.open(qemu.port_url, timeout=timeout or 15.0, attempts=6) as link:
+        with DeviceLink.open(qemu.port_url, policy(5.0, 60.0)) as link:
+            link.wait_ready(READY_S)  # the boot banner: never send into a booting device
             _handshake(link, f"QEMU {b.qemu_machine} ({qemu.port_url})")
             yield link
             link.quit()
@@ -62,5 +71,4 @@ def _handshake(link: DeviceLink, what: str) -> None:
     try:
         link.info()
     except StqError as exc:
-        raise StqError(f"no device answered on {what}: sent INFO {link.attempts} times, "
-                       f"waiting {link.timeout:g} s each ({exc})") from None
+        raise StqError(f"no device answered on {what}: {exc}") from None

@@ -2,7 +2,7 @@
 
 A frame on the wire is ``0x00 COBS(payload) 0x00``; the payload is ``version, type, seq (u16
 LE), body, CRC-32 (LE) of everything before it``. Replies carry the request's type | 0x80 (or
-ERROR) and echo its sequence number. Pure functions only: no I/O here (see harness.py).
+ERROR) and echo its sequence number. Pure functions only: no I/O here (see link.py).
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-VERSION = 1
-T_INFO, T_UPLOAD, T_RUN, T_QUIT, T_ERROR, T_REPLY = 0x01, 0x02, 0x03, 0x04, 0x7F, 0x80
+VERSION = 2
+T_INFO, T_UPLOAD, T_RUN, T_QUIT, T_RESULT = 0x01, 0x02, 0x03, 0x04, 0x05
+T_ERROR, T_REPLY = 0x7F, 0x80
 NO_SEQ = 0xFFFF
 HEADER = struct.Struct("<BBH")
 ERRORS = {
     1: "bad CRC", 2: "oversize frame", 3: "truncated frame", 4: "malformed COBS",
     5: "unsupported version", 6: "unknown request type", 7: "bad body length",
-    8: "upload outside the input", 9: "input CRC mismatch (a chunk was lost)",
+    8: "upload outside the input", 9: "no result for that input",
     10: "not supported on this board",
 }  # fmt: skip
-E_INPUT = 9
+E_VERSION, E_INPUT = 5, 9
 
 
 def crc32(data: bytes) -> int:
@@ -116,20 +117,70 @@ class FrameReader:
 # --- message bodies ----------------------------------------------------------------------
 
 
-def upload_body(offset: int, data: bytes, ack: bool) -> bytes:
-    return struct.pack("<BI", 1 if ack else 0, offset) + data
+def upload_body(tag: int, index: int, data: bytes) -> bytes:
+    """One chunk of the input whose CRC-32 is ``tag``: chunk ``index`` (offset index x chunk)."""
+    return struct.pack("<IH", tag, index) + data
 
 
-def run_body(input_crc: int, profile: bool = False) -> bytes:
-    return struct.pack("<BI", 1 if profile else 0, input_crc)
+def run_body(tag: int, profile: bool = False, copies: int = 1) -> bytes:
+    """RUN the input tagged ``tag``; the device sends its reply ``copies`` (1-4) times."""
+    return struct.pack("<IB", tag, (1 if profile else 0) | ((max(1, min(4, copies)) - 1) << 6))
+
+
+def result_body(tag: int, offset: int) -> bytes:
+    return struct.pack("<IH", tag, offset)
+
+
+def info_body(offset: int) -> bytes:
+    return struct.pack("<H", offset)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A record reply: bytes [offset, offset + len(data)) of a ``total``-byte record."""
+
+    total: int
+    offset: int
+    data: bytes
+
+    @classmethod
+    def parse(cls, body: bytes) -> Piece:
+        if len(body) < 5 or body[0] != 0:
+            raise ValueError(f"malformed record reply ({len(body)} bytes)")
+        total, offset = struct.unpack_from("<HH", body, 1)
+        data = body[5:]
+        if offset + len(data) > total:
+            raise ValueError("record piece past its end")
+        return cls(total, offset, data)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A RUN reply saying which chunks of the input the device does not hold."""
+
+    tag: int
+    chunks: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, body: bytes) -> Missing:
+        if len(body) < 9 or body[0] != 1:
+            raise ValueError("malformed missing-chunks reply")
+        tag, first, count = struct.unpack_from("<IHH", body, 1)
+        bits = body[9:]
+        if len(bits) * 8 < count:
+            raise ValueError("missing-chunks bitmap too short")
+        return cls(tag, tuple(first + k for k in range(count) if bits[k // 8] >> (k % 8) & 1))
 
 
 @dataclass(frozen=True)
 class Info:
-    """The INFO reply: what the firmware was built with."""
+    """The INFO record: what the firmware was built with."""
 
     proto_version: int
-    chunk_max: int
+    chunk: int
+    reply_chunk: int
+    rx_window: int
+    rx_dropped: int
     input_bytes: int
     input_signed: bool
     input_shape: tuple[int, int, int]
@@ -151,23 +202,20 @@ class Info:
         return self.output_count * self.output_elem_bytes
 
     @classmethod
-    def parse(cls, body: bytes) -> Info:
-        fmt = struct.Struct("<BBHIBHHHIBIHQBI")
+    def parse(cls, rec: bytes) -> Info:
+        fmt = struct.Struct("<BHHIIIBHHHIBIHQBI")
         try:
-            (status, pv, chunk, inb, signed, h, w, c, oc, oe, arena, layers, macs, hi, clk) = (
-                fmt.unpack_from(body)
-            )
+            (pv, chunk, rchunk, window, dropped, inb, signed, h, w, c, oc, oe, arena, layers,
+             macs, hi, clk) = fmt.unpack_from(rec)
             pos, strings = fmt.size, []
             for _ in range(5):
-                n = body[pos]
-                strings.append(body[pos + 1 : pos + 1 + n].decode("ascii"))
+                n = rec[pos]
+                strings.append(rec[pos + 1 : pos + 1 + n].decode("ascii"))
                 pos += 1 + n
         except (struct.error, IndexError, UnicodeDecodeError) as exc:
-            raise ValueError(f"malformed INFO reply ({len(body)} bytes)") from exc
-        if status != 0:
-            raise ValueError(f"INFO status {status}")
-        return cls(pv, chunk, inb, bool(signed), (h, w, c), oc, oe, arena, layers, macs,
-                   bool(hi), clk, *strings)
+            raise ValueError(f"malformed INFO record ({len(rec)} bytes)") from exc
+        return cls(pv, chunk, rchunk, window, dropped, inb, bool(signed), (h, w, c), oc, oe,
+                   arena, layers, macs, bool(hi), clk, *strings)
 
 
 @dataclass(frozen=True)
@@ -180,18 +228,22 @@ class RunReply:
     layer_costs: tuple[tuple[int, int], ...] = ()
 
     @classmethod
-    def parse(cls, body: bytes, output_bytes: int) -> RunReply:
-        fmt = struct.Struct("<BiIQI")
-        if len(body) < fmt.size + output_bytes:
-            raise ValueError(f"RUN reply too short ({len(body)} bytes)")
-        status, rc, icrc, ticks, instr = fmt.unpack_from(body)
-        out = body[fmt.size : fmt.size + output_bytes]
-        rest = body[fmt.size + output_bytes :]
+    def parse(cls, rec: bytes, output_bytes: int) -> RunReply:
+        fmt = struct.Struct("<IiQI")
+        if len(rec) < fmt.size + output_bytes:
+            raise ValueError(f"RUN record too short ({len(rec)} bytes)")
+        tag, rc, ticks, instr = fmt.unpack_from(rec)
+        out = rec[fmt.size : fmt.size + output_bytes]
+        rest = rec[fmt.size + output_bytes :]
         layers: tuple[tuple[int, int], ...] = ()
         if rest:
             (n,) = struct.unpack_from("<H", rest)
             layers = tuple(struct.iter_unpack("<II", rest[2 : 2 + 8 * n]))
-        return cls(rc, icrc, ticks, instr, bytes(out), layers)
+        return cls(rc, tag, ticks, instr, bytes(out), layers)
+
+
+def error_code(body: bytes) -> int:
+    return body[0] if body else 0
 
 
 def error_text(body: bytes) -> str:

@@ -1,9 +1,13 @@
 """Run firmware on QEMU's emulated boards, always bounded and never leaving QEMU behind.
 
 ``QemuBoard`` starts ``qemu-system-arm`` in its own process group under coreutils ``timeout``
-(a hard ceiling even if Python dies), with the first serial port on a loopback TCP server that
+(a hard ceiling of its wall time), with the first serial port on a loopback TCP server that
 waits for the host to connect before the guest starts (so the boot banner is never lost), and
-kills the whole group on exit, on exceptions and on KeyboardInterrupt::
+kills the whole group on exit, on exceptions and on KeyboardInterrupt. Neither outlives the
+Python process, even on SIGKILL: ``timeout`` gets PR_SET_PDEATHSIG(SIGKILL) from a preexec
+hook, and QEMU gets the same towards ``timeout`` through util-linux ``setpriv --pdeathsig``
+(the death signal fires when the parent *thread* ends: start boards from a thread that lives
+as long as they do, e.g. the main thread)::
 
     with QemuBoard(elf) as board:
         dev = StqDevice.open(board.port_url)
@@ -14,6 +18,7 @@ kills the whole group on exit, on exceptions and on KeyboardInterrupt::
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import re
 import shutil
@@ -36,6 +41,27 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the (spawning thread of the) parent dies; exits at
+    once if the parent is already gone."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(127)
+    if os.getppid() != parent:
+        os._exit(127)
+
+
+def orphan_guard() -> list[str]:
+    """The command prefix that makes the next exec'd program die with its parent."""
+    if shutil.which("setpriv") is None:
+        return []
+    return ["setpriv", "--pdeathsig", "KILL", "--"]
 
 
 SERIALS = ("tcp", "pty")
@@ -103,7 +129,7 @@ class QemuBoard:
         for _attempt in range(5):
             self.port = _free_port()
             cmd = [
-                "timeout", "--kill-after=5", f"{self.timeout:.0f}",
+                "timeout", "--kill-after=5", f"{self.timeout:.0f}", *orphan_guard(),
                 *qemu_command(self.elf, self.machine, self.port, self.serial),
             ]  # fmt: skip
             with open(self.log_path, "wb") as log:
@@ -113,6 +139,7 @@ class QemuBoard:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
             _LIVE.add(self)
             if self.serial == "pty":

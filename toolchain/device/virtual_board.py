@@ -27,8 +27,9 @@ from toolchain.firmware.cflags import STRICT
 from toolchain.firmware.mlperf import config_for_model_dir, header_lines
 from toolchain.resources import firmware_dir
 
-PROTOCOL_SOURCES = ("main.c", "protocol.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
-FUZZ_SOURCES = ("protocol.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
+PROTOCOL_SOURCES = ("main.c", "protocol.c", "frame.c", "mlperf.c", "protocol_text.c", "link.c",
+                    "text.c")
+FUZZ_SOURCES = ("protocol.c", "frame.c", "mlperf.c", "protocol_text.c", "link.c", "text.c")
 MODEL_SOURCES = ("model.c", "weights.c", "kernels.c")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
 LIBFUZZER = ("-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
@@ -126,9 +127,11 @@ class VirtualBoard:
 
     def _spawn(self) -> None:
         assert self.master is not None
+        from toolchain.device.qemu import die_with_parent
+
         self.proc = subprocess.Popen(
             [str(self.exe)], stdin=self.master, stdout=self.master,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
 
     def restart(self) -> None:

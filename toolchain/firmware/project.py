@@ -35,6 +35,7 @@ COMMON_SOURCES = (
     "counter.c",
     "link.c",
     "protocol.c",
+    "frame.c",
     "mlperf.c",
     "protocol_text.c",
     "main.c",

@@ -3,8 +3,10 @@ real device), compare every output with the bit-exact NumPy reference (and, opti
 QKeras model), stream each result to a JSONL file as it arrives, and summarise.
 
 Results go to ``OUT/results.jsonl``, one line per input in index order, holding only
-deterministic fields, so a run that was killed and resumed (``OUT/run.json`` identifies what it
-belongs to) ends with exactly the file an uninterrupted run writes.
+deterministic fields (instruction counts included: exact under QEMU), so a run that was killed
+and resumed (``OUT/run.json`` identifies what it belongs to) ends with exactly the file an
+uninterrupted run writes. Link statistics are appended to ``OUT/link.jsonl`` every few seconds
+and when a session ends or aborts.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from toolchain.validate.report import summarize, write_reports
 
 RESULTS = "results.jsonl"
 RUN_META = "run.json"
+LINK_LOG = "link.jsonl"  # link statistics, appended as the session goes (kept on abort)
+LINK_LOG_EVERY_S = 2.0
 
 
 @dataclass
@@ -42,6 +46,7 @@ class ValidateConfig:
     model: Path | None = None
     elf: Path | None = None
     timeout: float | None = None
+    give_up_after: float | None = None
     restart: bool = False
     progress: bool = True
     serial: str = "tcp"  # QEMU's UART: a TCP port, or a pty (/dev/pts/N)
@@ -93,10 +98,6 @@ def _digest(xq: np.ndarray) -> str:
 
 
 # --- devices -------------------------------------------------------------------------------
-
-
-
-
 
 
 # --- results file --------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def validate(cfg: ValidateConfig) -> dict:
     session: dict = {"resumed_at": len(rows), "inferences": 0, "seconds": 0.0}
     if len(rows) < n:
         with connect(cfg.board, cfg.artifact, cfg.out_dir, cfg.port, cfg.elf,
-                     cfg.timeout, cfg.serial) as link:
+                     cfg.timeout, cfg.give_up_after, cfg.serial) as link:
             info = link.info_
             assert info is not None
             if info.model_hash != model_hash:
@@ -195,11 +196,57 @@ def _run_device(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np
     n = len(inp.xq)
     info = link.info_
     assert info is not None
-    dt = expected.dtype
     progress = Progress(n, start, cfg.progress)
     t0 = time.monotonic()
     ticks: list[int] = []
     blobs = [np.ascontiguousarray(x).tobytes() for x in inp.xq]
+    log = LinkLog(cfg.out_dir / LINK_LOG, link, start)
+    try:
+        _run_rows(cfg, link, inp, expected, start, blobs, ticks, progress, log)
+    except BaseException as exc:
+        log.write("aborted", str(exc) or type(exc).__name__)
+        raise
+    log.write("done")
+    progress.update(n, link.stats.retries, force=True)
+    seconds = time.monotonic() - t0
+    return {"inferences": n - start, "seconds": seconds,
+            "inferences_per_s": (n - start) / max(seconds, 1e-9),
+            "mean_ticks": float(np.mean(ticks)) if ticks else None,
+            "clock_hz": info.clock_hz, "link": link.stats.as_dict()}
+
+
+class LinkLog:
+    """Appends one JSON line of link statistics at most every LINK_LOG_EVERY_S (and at the end
+    or on abort): a killed session keeps what its link went through."""
+
+    def __init__(self, path: Path, link: DeviceLink, start: int) -> None:
+        self.path, self.link, self.done = path, link, start
+        self.session = f"{time.time():.3f}-{os.getpid()}"
+        self.last = time.monotonic()
+        self.write("start")
+
+    def maybe_write(self, done: int) -> None:
+        self.done = done
+        if time.monotonic() - self.last >= LINK_LOG_EVERY_S:
+            self.write("progress")
+
+    def write(self, event: str, detail: str = "") -> None:
+        self.last = time.monotonic()
+        row = {"session": self.session, "event": event, "time": round(time.time(), 3),
+               "done": self.done, **self.link.stats.as_dict()}
+        if detail:
+            row["detail"] = detail
+        with open(self.path, "a", encoding="ascii") as f:
+            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def _run_rows(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np.ndarray,
+              start: int, blobs: list[bytes], ticks: list[int], progress: Progress,
+              log: LinkLog) -> None:
+    n = len(inp.xq)
+    info = link.info_
+    assert info is not None
+    dt = expected.dtype
     with open(cfg.out_dir / RESULTS, "a", encoding="ascii") as f:
         for i in range(start, n):
             reply = link.infer(blobs[i], blobs[i + 1] if i + 1 < n else None)
@@ -209,26 +256,13 @@ def _run_device(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np
                    "exact": bool(np.array_equal(y, expected[i]))}
             if inp.labels is not None:
                 row["label"] = int(inp.labels[i])
-            if info.has_instructions:  # instruction counts are exact (QEMU): deterministic
+            if info.has_instructions:  # exact under QEMU (handlers excluded): deterministic
                 row["instructions"] = reply.instructions
             ticks.append(reply.ticks)
             f.write(json.dumps(row, separators=(",", ":")) + "\n")
             f.flush()
             progress.update(i + 1, link.stats.retries)
-    progress.update(n, link.stats.retries, force=True)
-    seconds = time.monotonic() - t0
-    return {"inferences": n - start, "seconds": seconds,
-            "inferences_per_s": (n - start) / max(seconds, 1e-9),
-            "mean_ticks": float(np.mean(ticks)) if ticks else None,
-            "clock_hz": info.clock_hz, "link": link.stats.as_dict()}
-
-
-
-
-
-
-
-
+            log.maybe_write(i + 1)
 
 
 def env_progress_default() -> bool:

@@ -1,0 +1,292 @@
+"""The byte and frame layer of the device link (docs/protocol.md): a pyserial port with
+buffered writes, frames decoded and matched to the requests waiting for them, a send window no
+larger than the device's receive ring, an adaptive timeout (RFC 6298 style, Karn's rule),
+early retries after damaged frames, back-off, re-synchronisation and reconnection, and the
+progress bound (``LinkPolicy.give_up_after``). ``toolchain.device.link.DeviceLink`` builds the
+commands on it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import serial
+
+from toolchain.device import protocol as P
+from toolchain.errors import StqError
+
+
+@dataclass
+class LinkPolicy:
+    """How long to wait and when to stop (``stq validate --link-timeout --give-up-after``)."""
+
+    timeout: float = 5.0  # ceiling of the adaptive per-request timeout (s)
+    give_up_after: float = 60.0  # the link is dead after this long without one valid frame (s)
+    min_timeout: float = 0.03
+
+
+@dataclass
+class LinkStats:
+    """What the link had to recover from (reported by `stq validate`, appended to link.jsonl)."""
+
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    early_retries: int = 0  # re-sent after a damaged frame, before the timeout
+    corrupt_frames: int = 0
+    stale_replies: int = 0
+    device_errors: Counter[str] = field(default_factory=Counter)
+    chunks_sent: int = 0
+    chunks_resent: int = 0
+    resyncs: int = 0
+    reconnects: int = 0
+    window_waits: int = 0
+    copies: int = 1
+    bytes_out: int = 0
+    bytes_in: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        d = dict(self.__dict__)
+        d["device_errors"] = dict(self.device_errors)
+        return d
+
+
+class FrameChannel:
+    """Requests and replies over any pyserial port (see the module docstring)."""
+
+    def __init__(self, port: serial.SerialBase, policy: LinkPolicy | None = None,
+                 url: str = "") -> None:
+        self.port, self.url = port, url
+        self.policy = policy or LinkPolicy()
+        self.stats = LinkStats()
+        self.reader = P.FrameReader()
+        self._seq = 0
+        self._expect: dict[int, float] = {}  # seq -> position in the output stream after it
+        self._inbox: dict[int, P.Frame] = {}
+        self._out = bytearray()
+        self._written = 0.0  # bytes written so far
+        self._consumed = 0.0  # bytes the device has certainly read
+        self._preloaded: int | None = None
+        self._fail = 0.0  # smoothed rate of failed RUN rounds (drives the copies)
+        self._rto = min(self.policy.timeout, 1.0)
+        self._srtt: float | None = None
+        self._last_valid = time.monotonic()
+        self._damaged = False
+        self.upload_copies = 2  # chunk copies once the line is bad (the RUN is sent once)
+        self.info_: P.Info | None = None
+
+    @classmethod
+    def open(cls, url: str, policy: LinkPolicy | None = None, connect_s: float = 10.0
+             ) -> FrameChannel:
+        return cls(_open_port(url, connect_s), policy, url)
+
+    @property
+    def what(self) -> str:
+        return self.url or "the device"
+
+    # --- bytes ------------------------------------------------------------------------------
+    def _reconnect(self) -> None:
+        """The port failed (e.g. the TCP peer went away): reopen it until give_up_after."""
+        self.stats.reconnects += 1
+        try:
+            self.port.close()
+        except (serial.SerialException, OSError):
+            pass
+        left = self.policy.give_up_after - (time.monotonic() - self._last_valid)
+        self.port = _open_port(self.url, max(left, 0.5))
+        self.reader = P.FrameReader()
+
+    def _write(self, data: bytes) -> None:
+        """Queue bytes; they go out in one write before the next read (`_flush`)."""
+        self._out += data
+        self.stats.bytes_out += len(data)
+        self._written += len(data)
+
+    def _flush(self) -> None:
+        data, self._out = bytes(self._out), bytearray()
+        for _ in range(2):
+            if not data:
+                return
+            try:
+                self.port.write(data)
+                break
+            except (serial.SerialException, OSError) as exc:
+                if not self.url:
+                    raise StqError(f"write to {self.what} failed: {exc}") from exc
+                self._reconnect()
+
+    def _read(self, wait: float) -> bytes:
+        self._flush()
+        if abs(wait - (self.port.timeout or 0)) > 0.001:
+            self.port.timeout = wait
+        try:
+            return bytes(self.port.read(max(1, self.port.in_waiting)))
+        except (serial.SerialException, OSError) as exc:
+            if not self.url:
+                raise StqError(f"read from {self.what} failed: {exc}") from exc
+            self._reconnect()
+            return b""
+
+    def _pump(self, deadline: float) -> bool:
+        """Read until ``deadline`` or a frame the host waits for arrives (True)."""
+        while True:
+            self._check_alive()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            data = self._read(max(0.001, min(0.05, left)))
+            if not data:
+                continue
+            self.stats.bytes_in += len(data)
+            got = False
+            for raw in self.reader.feed(data):
+                got |= self._accept(raw)
+            if got or self._damaged:
+                return got
+
+    def _accept(self, raw: bytes) -> bool:
+        try:
+            frame = P.decode_frame(raw)
+        except ValueError:
+            self.stats.corrupt_frames += 1
+            self._damaged = True
+            return False
+        if frame.version != P.VERSION:
+            if frame.type == P.T_ERROR and P.error_code(frame.body) == P.E_VERSION:
+                raise StqError(f"the device on {self.what} speaks framed protocol version "
+                               f"{frame.version}, this stq speaks {P.VERSION}: rebuild and "
+                               "flash its firmware (`stq build`, `stq flash`)")
+            self.stats.stale_replies += 1
+            return False
+        self._last_valid = time.monotonic()
+        if frame.seq not in self._expect:
+            if frame.seq != P.NO_SEQ:
+                self.stats.stale_replies += 1  # a redundant copy or an answer to a retry
+            else:
+                self._damaged = True  # the device got a damaged frame
+            return False
+        self._consumed = max(self._consumed, self._expect.pop(frame.seq))
+        # the device answers in order: whatever was sent before this is read (or lost)
+        self._expect = {k: v for k, v in self._expect.items() if v > self._consumed}
+        self._inbox[frame.seq] = frame
+        return True
+
+    def _check_alive(self) -> None:
+        quiet = time.monotonic() - self._last_valid
+        if quiet > self.policy.give_up_after:
+            s = self.stats
+            raise StqError(
+                f"the link to {self.what} is dead: no valid frame for {quiet:.0f} s "
+                f"(--give-up-after {self.policy.give_up_after:g}); {s.bytes_out} bytes sent, "
+                f"{s.bytes_in} received, {s.corrupt_frames} corrupt frames, {s.retries} retries")
+
+    # --- frames -----------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % P.NO_SEQ  # 0xFFFF is reserved for "unknown"
+        return self._seq
+
+    def _send(self, ftype: int, body: bytes, reply: bool = True, copies: int = 1) -> int:
+        """Write one request (``copies`` times, same sequence number), within the window."""
+        seq = self._next_seq()
+        wire = P.encode_frame(ftype, seq, body) * copies
+        window = self.info_.rx_window if self.info_ is not None else 256
+        if self._written + len(wire) - self._consumed > window:
+            self.stats.window_waits += 1
+            deadline = time.monotonic() + self._rto
+            while self._expect and self._written + len(wire) - self._consumed > window:
+                if not self._pump(deadline):
+                    break
+            if self._written + len(wire) - self._consumed > window:
+                # nothing answered within a timeout: the device drains its ring faster than
+                # that whenever it is not computing (and no inference outlasts a timeout)
+                self._expect.clear()
+                self._consumed = self._written
+        self._write(wire)
+        if reply:
+            self._expect[seq] = self._written
+        return seq
+
+    def _wait(self, seqs: set[int], timeout: float, any_: bool = False) -> bool:
+        """Wait until every one (``any_``: one) of ``seqs`` is answered or ``timeout`` passed.
+        After a damaged frame, stop waiting once the reply is overdue (1.5 round trips after
+        the send) rather than at the timeout. False when it timed out in full."""
+        start = time.monotonic()
+        deadline = start + timeout
+        self._damaged = False
+        while True:
+            done = seqs & self._inbox.keys()
+            if (done and any_) or done == seqs:
+                return True
+            if self._damaged:
+                self._damaged = False
+                due = start + 1.5 * (self._srtt if self._srtt is not None else timeout / 2)
+                deadline = min(deadline, max(time.monotonic() + 0.002, due))
+            if time.monotonic() >= deadline:
+                return time.monotonic() < start + timeout - 1e-3
+            self._pump(deadline)
+
+    def _round_done(self, ok: bool, t0: float, early: bool = False, sample: bool = True
+                    ) -> None:
+        """Adapt the timeout (RFC 6298 style) and the redundancy to how rounds go; ``early``:
+        the round failed on a damaged frame before the timeout (no back-off)."""
+        if ok and sample:  # Karn: no round-trip sample from an answer to a re-sent request
+            rtt = time.monotonic() - t0
+            self._srtt = rtt if self._srtt is None else 0.875 * self._srtt + 0.125 * rtt
+            self._rto = min(self.policy.timeout, max(self.policy.min_timeout,
+                                                     2.5 * self._srtt + 0.02))
+        elif ok:
+            pass
+        elif early:
+            self.stats.retries += 1
+            self.stats.early_retries += 1
+        else:
+            self.stats.retries += 1
+            self.stats.timeouts += 1
+            self._rto = min(self.policy.timeout, self._rto * 1.6)
+            if time.monotonic() - self._last_valid > 3 * self._rto:
+                self._resync()
+        self._fail = 0.9 * self._fail + (0.0 if ok else 0.1)
+        self.stats.copies = 1 if self._fail < 0.08 else 2 if self._fail < 0.4 else 3
+
+    def _resync(self) -> None:
+        """Nothing valid for a while: end any partial frame on both sides, start clean."""
+        self.stats.resyncs += 1
+        self._write(b"\x00\x00")
+        self._flush()
+        try:
+            self.port.reset_input_buffer()
+        except (serial.SerialException, OSError):
+            pass
+        self.reader = P.FrameReader()
+        self._expect.clear()
+        self._consumed = self._written
+        self._preloaded = None
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self):  # noqa: ANN204 - the subclass
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _open_port(url: str, connect_s: float) -> serial.SerialBase:
+    deadline = time.monotonic() + connect_s
+    while True:
+        try:
+            port = serial.serial_for_url(url, baudrate=115200, timeout=0.05)
+            sock = getattr(port, "_socket", None)
+            if sock is not None:  # socket:// URLs: no Nagle delay on small frames
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return port
+        except (serial.SerialException, OSError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                raise StqError(f"cannot open device port {url}: {exc}") from exc
+            time.sleep(0.2)
