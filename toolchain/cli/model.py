@@ -15,12 +15,14 @@ from toolchain.ir.packing import SCHEMES
 # --- stq convert -------------------------------------------------------------------------------
 
 CONVERT_DOC = """\
-Convert a trained QKeras model (.h5, .keras or SavedModel) into the integer artifact
-(OUTDIR/model.stqa), its C sources (OUTDIR/c/) and a summary (OUTDIR/convert.json)."""
+Convert a trained QKeras model (.h5, .keras or SavedModel) or a full-integer int8 TFLite
+model (.tflite) into the integer artifact (OUTDIR/model.stqa), its C sources (OUTDIR/c/) and a
+summary (OUTDIR/convert.json)."""
 
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="QKeras model file (.h5 / .keras) or SavedModel directory")
+    p.add_argument("model", help="QKeras model file (.h5 / .keras), SavedModel directory, or "
+                   "int8 TFLite model (.tflite)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--packing", choices=SCHEMES, default="2bit",
                    help="ternary weight packing: 2bit (4 per byte) or base3 (5 per byte)")
@@ -86,7 +88,7 @@ def run_reference(args: argparse.Namespace) -> int:
 
 
 COMMANDS = [
-    Command("convert", "QKeras model -> integer artifact + C sources",
+    Command("convert", "QKeras or int8 TFLite model -> integer artifact + C sources",
             CONVERT_DOC, add_convert_arguments, run_convert),
     Command("reference", "run the bit-exact NumPy reference on inputs",
             REFERENCE_DOC, add_reference_arguments, run_reference),
