@@ -52,7 +52,7 @@ def weight_code(node: Node, packing: str) -> str:
 
 # --- TFLite int8 ops (codegen/tflite.py) --------------------------------------------------------
 
-TFL_FAST_OPS: tuple[str, ...] = ()
+TFL_FAST_OPS = ("tfl_conv2d",)
 
 
 def tfl_fast_variant(n: Node, kernels: str) -> str | None:

@@ -256,6 +256,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
     if tfl_fast:
         support.tables.add("scratch")
+        support.functions |= {"tfl_conv2d_fast_get_buffer_size", "tfl_im2col"}
     fp = file_prefix(prefix)
     ctx = {
         "p": prefix, "P": P, "header_prefix": fp,
