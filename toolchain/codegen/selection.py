@@ -63,6 +63,6 @@ def tfl_fast_variant(n: Node, kernels: str) -> str | None:
 
 def tfl_fast_buffer_bytes(p: dict, op: str) -> int:
     """Scratch bytes of the fast tfl kernel of layer p, as its C *_get_buffer_size computes:
-    two im2col columns of int16, each rounded up to an even count."""
+    the interleaved int16 im2col groups of two pixels and two tails of 4 int16."""
     col = int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])
-    return 2 * 2 * (col + (col & 1))
+    return 4 * (col & ~3) + 16
