@@ -15,13 +15,14 @@ from toolchain.ir.packing import SCHEMES
 # --- stq convert -------------------------------------------------------------------------------
 
 CONVERT_DOC = """\
-Convert a trained QKeras model (.h5, .keras or SavedModel) into the integer artifact
-(OUTDIR/model.stqa), its C sources (OUTDIR/c/) and a summary (OUTDIR/convert.json)."""
+Convert a trained QKeras model (.h5, .keras or SavedModel) or a full-integer int8 TFLite
+model (.tflite) into the integer artifact (OUTDIR/model.stqa), its C sources (OUTDIR/c/) and a
+summary (OUTDIR/convert.json)."""
 
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="QKeras model file (.h5 / .keras) or "
-                   "SavedModel directory")
+    p.add_argument("model", metavar="MODEL", help="QKeras model file (.h5 / .keras), "
+                   "SavedModel directory, or int8 TFLite model (.tflite)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="output directory (model.stqa, c/, convert.json)")
     p.add_argument("--packing", choices=SCHEMES, default="2bit",
@@ -95,6 +96,6 @@ def run_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-CONVERT_HELP = "QKeras model -> integer artifact + C sources"
+CONVERT_HELP = "QKeras or int8 TFLite model -> integer artifact + C sources"
 REFERENCE_HELP = "run the bit-exact NumPy reference on inputs"
 COMMANDS = collect(globals(), "convert", "reference")

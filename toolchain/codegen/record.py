@@ -47,6 +47,16 @@ FIELDS: tuple[Field, ...] = (
           "NULL"),
     Field("shift", "const int32_t *", "per channel right shift, 0..62", "NULL"),
     Field("offset", "const int64_t *", "per channel offset: folded bias and batch norm", "NULL"),
+    # TFLite ops (tfl_*, docs/semantics.md TFLite section); mult/shift then hold TFLite's
+    # quantized multipliers and exponents (shift > 0: left)
+    Field("bias", "const int32_t *", "tfl: per output channel int32 bias", "NULL"),
+    Field("in_zp", "int32_t", "tfl: input zero point"),
+    Field("in2_zp", "int32_t", "tfl: zero point of the second input (ADD)"),
+    Field("out_zp", "int32_t", "tfl: output zero point (PAD: the pad value)"),
+    Field("dil_h", "int32_t", "tfl: vertical dilation", "1"),
+    Field("dil_w", "int32_t", "tfl: horizontal dilation", "1"),
+    Field("depth_mult", "int32_t", "tfl: depthwise channel multiplier", "1"),
+    Field("diff_min", "int32_t", "tfl: SOFTMAX smallest x - max(x) that counts"),
 )
 RECORD_BYTES = 4 * len(FIELDS)  # int32 and 32-bit pointers on Cortex-M
 

@@ -48,3 +48,21 @@ def weight_code(node: Node, packing: str) -> str:
     if kind == "int8":
         return "i8"
     return "t3" if packing == "base3" else "t2"
+
+
+# --- TFLite int8 ops (codegen/tflite.py) --------------------------------------------------------
+
+TFL_FAST_OPS = ("tfl_conv2d",)
+
+
+def tfl_fast_variant(n: Node, kernels: str) -> str | None:
+    """The optimized kernel of a tfl_* layer ("fast": int16 im2col of two output pixels and
+    SMLAD, CMSIS-NN style) or None (the reference kernel)."""
+    return "fast" if kernels == "optimized" and n.op in TFL_FAST_OPS else None
+
+
+def tfl_fast_buffer_bytes(p: dict, op: str) -> int:
+    """Scratch bytes of the fast tfl kernel of layer p, as its C *_get_buffer_size computes:
+    the interleaved int16 im2col groups of two pixels and two tails of 4 int16."""
+    col = int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])
+    return 4 * (col & ~3) + 16

@@ -34,10 +34,11 @@ from toolchain.codegen.selection import (
 )
 from toolchain.codegen.support import MODEL_FUNCTIONS, MODEL_OBJECTS, Support, support_symbols
 from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs
+from toolchain.codegen.tflite import tfl_layer
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
-from toolchain.ir.graph import Graph
+from toolchain.ir.graph import TFLITE_OPS, Graph
 from toolchain.ir.packing import pack, pack_rows
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
@@ -146,6 +147,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     docs: dict[str, dict] = {}
     weight_bytes: dict[str, int] = {}
     codes: set[str] = set()
+    tfl_ops: set[str] = set()
+    tfl_fast = False
 
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
@@ -156,6 +159,24 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         base = f"{i}_{cname(n.name)}"
         out = g.tensors[n.output]
         ins = [g.tensors[t] for t in n.inputs]
+        if n.op in TFLITE_OPS:  # TFLite semantics: codegen/tflite.py
+            t = tfl_layer(g, n, base, prefix, kernels, n.inputs[0] == g.input)
+            arrays += t.arrays
+            weight_bytes[n.name] = sum(a.nbytes for a in t.arrays)
+            scratch_bytes = max(scratch_bytes, t.scratch)
+            tfl_ops.add(n.op)
+            tfl_fast |= t.variant is not None
+            if t.fn not in bodies:
+                proto = prototype(prefix, t.fn, ins, out)
+                bodies[t.fn] = env.get_template(t.template).render(
+                    proto=proto, ref_fn=t.ref_fn, p=prefix, P=P)
+                docs[t.fn] = {"proto": proto, "doc": t.doc}
+            args = [ptr(x, True) for x in n.inputs] + [ptr(n.output, False), f"&{prefix}p_{base}"]
+            layers.append(Layer(n.name, n.op, f"{prefix}p_{base}", t.fn, t.ref_fn,
+                                f"{t.fn}({', '.join(args)})", offsets[n.output], out.nbytes,
+                                "x".join(map(str, out.shape)), out.dtype, t.p,
+                                [a.symbol for a in t.arrays]))
+            continue
         p = record.layer_values(g, n)
         start = len(arrays)
         wk = None
@@ -230,6 +251,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     in_shape = list(tin.shape) + [1] * (3 - len(tin.shape))
     im2col_types = [im2col[k] for k in sorted(im2col)]
     support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
+    if tfl_fast:
+        support.tables.add("scratch")
+        support.functions |= {"tfl_conv2d_fast_get_buffer_size", "tfl_im2col"}
     fp = file_prefix(prefix)
     ctx = {
         "p": prefix, "P": P, "header_prefix": fp,
@@ -252,6 +276,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,
+        "uses_tfl": bool(tfl_ops), "uses_tfl_softmax": "tfl_softmax" in tfl_ops,
+        "uses_tfl_fast": tfl_fast,
     }
     files = {f"{fp}{name}": env.get_template(tpl).render(**ctx)
              for name, tpl in SOURCES.items()}

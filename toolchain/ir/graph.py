@@ -1,8 +1,11 @@
 """The integer IR: small typed records that validate themselves when built.
 
 A graph is a list of nodes in execution order over named tensors. Every tensor is an integer
-array in HWC (or flat) order with ``real = scale * q`` (zero point 0, as all QKeras quantizers).
-The exact semantics of each op are in docs/semantics.md and in toolchain/reference.py.
+array in HWC (or flat) order with ``real = scale * (q - zero_point)``; the zero point is 0 for
+every QKeras model and is written to the artifact only when it is not 0. Ops named ``tfl_*``
+(TFLITE_OPS, from the TFLite frontend) have TFLite's int8 reference-kernel semantics, the
+others stq's own. The exact semantics of each op are in docs/semantics.md and in
+toolchain/reference/.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import numpy as np
 
 from toolchain.errors import StqError
 
-OPS = ("conv2d", "depthwise_conv2d", "dense", "maxpool", "avgpool", "add")
+TFLITE_OPS = ("tfl_conv2d", "tfl_depthwise_conv2d", "tfl_fully_connected", "tfl_add",
+              "tfl_avgpool", "tfl_maxpool", "tfl_mean", "tfl_pad", "tfl_softmax",
+              "tfl_requantize")
+OPS = ("conv2d", "depthwise_conv2d", "dense", "maxpool", "avgpool", "add") + TFLITE_OPS
 DTYPES = ("int8", "uint8", "int32")
 WEIGHT_KINDS = ("ternary", "binary", "int8")
 
@@ -26,6 +32,7 @@ class Tensor:
     scale: float
     qmin: int
     qmax: int
+    zero_point: int = 0
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)
@@ -49,13 +56,16 @@ class Tensor:
         return self.size * self.itemsize
 
     def to_json(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-                "scale": self.scale, "qmin": self.qmin, "qmax": self.qmax}
+        d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+             "scale": self.scale, "qmin": self.qmin, "qmax": self.qmax}
+        if self.zero_point:  # absent means 0: artifacts written before zero points stay valid
+            d["zero_point"] = self.zero_point
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> Tensor:
         return cls(d["name"], tuple(d["shape"]), d["dtype"], float(d["scale"]), int(d["qmin"]),
-                   int(d["qmax"]))
+                   int(d["qmax"]), int(d.get("zero_point", 0)))
 
 
 @dataclass
@@ -88,7 +98,7 @@ class Node:
 
     @property
     def has_residual(self) -> bool:
-        return self.op != "add" and len(self.inputs) == 2
+        return self.op not in ("add", "tfl_add") and len(self.inputs) == 2
 
 
 @dataclass
@@ -111,12 +121,12 @@ class Graph:
 
 def node_macs(g: Graph, n: Node) -> int:
     out = g.tensors[n.output]
-    if n.op == "conv2d":
+    if n.op in ("conv2d", "tfl_conv2d"):
         kh, kw = n.attrs["kernel"]
         return out.size * kh * kw * g.tensors[n.inputs[0]].shape[-1]
-    if n.op == "depthwise_conv2d":
+    if n.op in ("depthwise_conv2d", "tfl_depthwise_conv2d"):
         kh, kw = n.attrs["kernel"]
         return out.size * kh * kw
-    if n.op == "dense":
+    if n.op in ("dense", "tfl_fully_connected"):
         return out.size * g.tensors[n.inputs[0]].size
     return 0

@@ -30,7 +30,7 @@ def inplace_aliases(g: Graph) -> dict[str, str]:
     life = lifetimes(g)
     root: dict[str, str] = {}
     for i, n in enumerate(g.nodes):
-        if n.op == "add":
+        if n.op in ("add", "tfl_add"):
             candidates = list(n.inputs)
         elif n.has_residual:
             candidates = [n.inputs[1]]

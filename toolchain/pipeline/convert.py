@@ -1,4 +1,4 @@
-"""`stq convert`: QKeras model -> integer artifact + C sources, all or nothing."""
+"""`stq convert`: QKeras or TFLite int8 model -> integer artifact + C sources, all or nothing."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def convert_graph(g: Graph, outdir: Path, kernels: str = "optimized",
                         "flash_bytes": cmodel.weight_bytes[n.name]} for n in g.nodes],
             "input": g.input_format, "output": {"dtype": g.tensors[g.output].dtype,
                                                 "scale": g.tensors[g.output].scale,
+                                                "zero_point": g.tensors[g.output].zero_point,
                                                 **g.output_info},
         }
         (stage / "convert.json").write_text(json.dumps(summary, indent=2))
@@ -73,7 +74,12 @@ def convert(model_path: str | os.PathLike, outdir: str | os.PathLike,
     # fail on an unwritable output before the slow model load; a failed convert removes the
     # folders it created
     with output_dir(out):
-        model = load_keras_model(model_path)
-        g = convert_model(model, name=Path(model_path).stem)
+        if Path(model_path).suffix.lower() == ".tflite":
+            from toolchain.frontend.tflite import convert_tflite
+
+            g = convert_tflite(model_path)
+        else:
+            model = load_keras_model(model_path)
+            g = convert_model(model, name=Path(model_path).stem)
         g.options["packing"] = packing
         return convert_graph(g, out, kernels)

@@ -45,12 +45,17 @@ def predict(g: Graph, xs: np.ndarray) -> np.ndarray:
 def quantize_input(g: Graph, x_real: np.ndarray) -> np.ndarray:
     """Real-valued inputs (as the Keras model takes them) -> the model's integer inputs."""
     f = g.input_format
-    q = np.clip(np.round(np.asarray(x_real, dtype=np.float64) / f["step"]), f["qmin"], f["qmax"])
-    return q.astype(NP_DTYPE[f["dtype"]])
+    v = np.asarray(x_real, dtype=np.float64) / f["step"]
+    if "zero_point" in f:  # a TFLite model: QUANTIZE rounds half away from zero
+        v = np.sign(v) * np.floor(np.abs(v) + 0.5) + f["zero_point"]
+    else:
+        v = np.round(v)
+    return np.clip(v, f["qmin"], f["qmax"]).astype(NP_DTYPE[f["dtype"]])
 
 
 def dequantize_output(g: Graph, y: np.ndarray) -> np.ndarray:
-    return np.asarray(y, dtype=np.float64) * g.tensors[g.output].scale
+    t = g.tensors[g.output]
+    return (np.asarray(y, dtype=np.float64) - t.zero_point) * t.scale
 
 
 def load_artifact_dir(path: str | Path) -> Graph:

@@ -6,8 +6,9 @@ import numpy as np
 
 from toolchain.errors import StqError
 from toolchain.frontend.quantizers import DTYPE_RANGE
-from toolchain.ir.graph import Graph, Node
+from toolchain.ir.graph import TFLITE_OPS, Graph, Node
 from toolchain.ir.requant import rhe_shift
+from toolchain.reference.tflite_ops import run_tflite_node
 
 NP_DTYPE = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32}
 
@@ -60,7 +61,9 @@ def _accumulate(g: Graph, node: Node, env: dict[str, np.ndarray]) -> list[np.nda
 
 def run_node(g: Graph, node: Node, env: dict[str, np.ndarray]) -> np.ndarray:
     out = g.tensors[node.output]
-    if node.op == "maxpool":
+    if node.op in TFLITE_OPS:
+        res = run_tflite_node(g, node, env)
+    elif node.op == "maxpool":
         x = env[node.inputs[0]].astype(np.int64).reshape(node.attrs["in_shape"])
         res = _patches(x, node, fill=np.iinfo(np.int64).min).max(axis=(2, 3))
     else:
