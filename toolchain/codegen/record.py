@@ -44,6 +44,8 @@ FIELDS: tuple[Field, ...] = (
           "NULL"),
     Field("shift", "const int32_t *", "per channel right shift, 0..62", "NULL"),
     Field("offset", "const int64_t *", "per channel offset: folded bias and batch norm", "NULL"),
+    Field("req32", "const int32_t *", "per channel (m, o, s) of a 32-bit requantization the "
+          "converter proved exact, or NULL", "NULL"),
 )
 RECORD_BYTES = 4 * len(FIELDS)  # int32 and 32-bit pointers on Cortex-M
 
