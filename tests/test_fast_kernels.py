@@ -37,16 +37,24 @@ def test_both_kernel_sets_match_reference(residual_graph, digits_data, tmp_path:
     _check_every_layer(g, tmp_path / "c", _inputs(g, digits_data, n_random=20), tmp_path / "h")
 
 
+def _op(layer: codegen.Layer) -> str:
+    return "dwconv2d" if layer.op == "depthwise_conv2d" else "conv2d"
+
+
+@pytest.mark.parametrize("packing", ["2bit", "base3"])
 @pytest.mark.parametrize("probe", ["residual", "depthwise", "cnn"])
-def test_scratch_sizes_come_from_the_c_buffer_size_functions(probe: str, tmp_path: Path) -> None:
+def test_scratch_sizes_come_from_the_c_buffer_size_functions(probe: str, packing: str,
+                                                            tmp_path: Path) -> None:
     """The converter's scratch sizes (selection.fast_buffer_bytes, which size the static
-    scratch) equal what the C *_get_buffer_size() functions return for every optimized layer."""
+    scratch) equal what the C *_get_buffer_size() functions return for every optimized layer
+    (conv fast/fastu/fastu3, depthwise fast)."""
     g = frontend.convert_model(randomized(probe), name=probe)
+    g.options["packing"] = packing
     model = codegen.write(g, tmp_path / "c")
     fast = [x for x in model.layers if x.kernel != x.ref_kernel]
     assert fast, "the probe has no optimized layer"
     calls = "\n".join(
-        f'    printf("%zu\\n", stq_conv2d_{x.kernel.rsplit("_", 1)[1]}_get_buffer_size('
+        f'    printf("%zu\\n", stq_{_op(x)}_{x.kernel.rsplit("_", 1)[1]}_get_buffer_size('
         f"&{x.params}));" for x in fast)
     externs = "\n".join(f"extern const stq_layer_params_t {x.params};" for x in fast)
     main = tmp_path / "sizes.c"
@@ -58,7 +66,7 @@ def test_scratch_sizes_come_from_the_c_buffer_size_functions(probe: str, tmp_pat
                     str(c / "weights.c"), "-o", str(exe)], check=True)
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
                                           check=True).stdout.split()]
-    want = [selection.fast_buffer_bytes(x.p, x.kernel.rsplit("_", 1)[1]) for x in fast]
+    want = [selection.fast_buffer_bytes(x.p, x.kernel.rsplit("_", 1)[1], x.op) for x in fast]
     assert got == want
     assert model.scratch_bytes == max(want)
 

@@ -33,6 +33,17 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     add_json_argument(p, "the summary")
 
 
+def _kernel_summary(s: dict) -> str:
+    """"reference kernels", or how many layers got an optimized kernel (never claiming
+    "optimized kernels" while some layer falls back to its reference loop)."""
+    n_opt = sum(layer["optimized"] for layer in s["layers"])
+    if s["kernels"] == "reference" or n_opt == 0:
+        return "reference kernels"
+    rest = len(s["layers"]) - n_opt
+    return (f"optimized kernels on {n_opt} of {len(s['layers'])} layers"
+            + (f", reference on {rest}" if rest else ""))
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from toolchain.pipeline.convert import convert
 
@@ -42,11 +53,12 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     print(f"model {s['model']}: {len(s['layers'])} layers, {s['macs']:,} MACs, "
           f"weights+params {s['weight_bytes']:,} B ({s['packing']}), arena {s['arena_bytes']:,} B, "
-          f"{s['kernels']} kernels (scratch {s['scratch_bytes']:,} B)")
+          f"{_kernel_summary(s)} (scratch {s['scratch_bytes']:,} B)")
     for layer in s["layers"]:
         shape = "x".join(map(str, layer["output"]))
         print(f"  {layer['name']:<28} {layer['op']:<17} {layer['weights'] or '-':<8} "
-              f"-> {shape:<10} {layer['dtype']:<6} {layer['flash_bytes']:>8,} B")
+              f"-> {shape:<10} {layer['dtype']:<6} {layer['flash_bytes']:>8,} B  "
+              f"{'optimized' if layer['optimized'] else 'reference'}")
     print(f"artifact {s['artifact']}  (hash {s['hash'][:16]})")
     print(f"C sources {s['c_dir']}/")
     return 0

@@ -57,6 +57,8 @@ FIELDS: tuple[Field, ...] = (
     Field("dil_w", "int32_t", "tfl: horizontal dilation", "1"),
     Field("depth_mult", "int32_t", "tfl: depthwise channel multiplier", "1"),
     Field("diff_min", "int32_t", "tfl: SOFTMAX smallest x - max(x) that counts"),
+    Field("req32", "const int32_t *", "per channel (m, o, s) of a 32-bit requantization the "
+          "converter proved exact, or NULL", "NULL"),
 )
 RECORD_BYTES = 4 * len(FIELDS)  # int32 and 32-bit pointers on Cortex-M
 

@@ -16,30 +16,41 @@ FAST_PIXELS = 4
 
 def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bool:
     """Whether layer n gets the optimized kernel (else the reference kernel)."""
-    return (kernels == "optimized" and n.op == "conv2d" and wk in ("t2", "i8")
+    return (kernels == "optimized" and n.op == "conv2d" and wk in ("t2", "t3", "i8")
             and in_dtype in ("int8", "uint8"))
 
 
 def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
                  model_input: bool = False) -> str | None:
     """Which optimized kernel layer n gets: "fastu" (ternary 2-bit weights, input values all in
-    0..255: byte masks and USADA8), "fast" (int16 pairs and SMLAD) or None (the reference).
+    0..255: byte masks and USADA8), "fastu3" (the same for base-3 weights, decoded to 2-bit
+    rows in scratch once per call), "fast" (int16 pairs and SMLAD) or None (the reference).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
+    if (kernels == "optimized" and n.op == "depthwise_conv2d" and wk is not None
+            and src.dtype in ("int8", "uint8") and int(n.attrs["in_shape"][2]) % 4 == 0):
+        return "fast"  # 4 channels per SIMD group
     if not uses_fast_kernel(n, wk, src.dtype, kernels):
         return None
     in_range = src.dtype == "uint8" or (src.qmin >= 0 and src.qmax <= 255 and not model_input)
+    if wk == "t3":
+        return "fastu3" if in_range else None
     return "fastu" if wk == "t2" and in_range else "fast"
 
 
-def fast_buffer_bytes(p: dict, variant: str = "fast") -> int:
+def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int:
     """The scratch bytes of layer p, as the C <prefix>conv2d_fast_get_buffer_size() (im2col
     pairs of FAST_PIXELS pixels plus a 4-byte patch, per group of 4 weights) or, for variant
     "fastu", <prefix>conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels and the
-    patch per group, plus one int32 per output channel) compute it; a test compiles those on
+    patch per group, plus one int32 per output channel; "fastu3" adds the decoded 2-bit rows:
+    <prefix>conv2d_fastu3_get_buffer_size()) compute it; a test compiles those on
     the host and compares them with this for every layer kind."""
+    if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): pairs, tap offsets
+        taps = int(p["k_h"]) * int(p["k_w"])
+        return 8 * taps * (int(p["in_c"]) // 4) + 4 * taps
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
-    if variant == "fastu":
-        return (FAST_PIXELS * 4 + 4) * groups + 4 * int(p["out_c"])
+    if variant in ("fastu", "fastu3"):
+        decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows
+        return (FAST_PIXELS * 4 + 4) * groups + 4 * int(p["out_c"]) + decoded
     return (FAST_PIXELS * 8 + 4) * groups
 
 

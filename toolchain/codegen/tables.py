@@ -25,3 +25,9 @@ def t2_masks() -> list[str]:
 
 def base3_lut() -> list[list[int]]:
     return [[(b // 3**j) % 3 - 1 for j in range(5)] for b in range(243)]
+
+
+def t3_t2() -> list[int]:
+    """stq_t3_t2: base-3 byte -> the 2-bit codes of its 5 weights (0, 1 = +1, 2 = -1)."""
+    code = {-1: 2, 0: 0, 1: 1}
+    return [sum(code[w] << (2 * j) for j, w in enumerate(ws)) for ws in base3_lut()]

@@ -33,20 +33,23 @@ from toolchain.codegen.selection import (
     weight_code,
 )
 from toolchain.codegen.support import MODEL_FUNCTIONS, MODEL_OBJECTS, Support, support_symbols
-from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs
+from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs, t3_t2
 from toolchain.codegen.tflite import tfl_layer
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
-from toolchain.ir.graph import TFLITE_OPS, Graph
+from toolchain.ir.graph import TFLITE_OPS, Graph, Node, Tensor
 from toolchain.ir.packing import pack, pack_rows
+from toolchain.ir.requant32 import depthwise_constants
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
 
 WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
 TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
                                                    "maxpool", "avgpool", "add")}
-FAST_TEMPLATE = {"fast": "optimized/conv2d_fast.c.j2", "fastu": "optimized/conv2d_fastu.c.j2"}
+DW_FAST_TEMPLATE = "optimized/dwconv_fast.c.j2"
+FAST_TEMPLATE = {"fast": "optimized/conv2d_fast.c.j2", "fastu": "optimized/conv2d_fastu.c.j2",
+                 "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
            "model.c": "schedule/model.c.j2", "weights.c": "schedule/weights.c.j2",
            "kernels.c": "schedule/kernels.c.j2"}
@@ -139,6 +142,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     scratch_bytes = 0
     fast_codes: set[str] = set()
     im2col: dict[str, dict[str, str]] = {}
+    pair_shorts: set[str] = set()  # input types whose <prefix>pairs_* helper a kernel uses
     planner = plan_arena(g)
     offsets = tensor_offsets(g, planner)
     arrays: list[CArray] = []
@@ -208,10 +212,21 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         fn, template = ref_fn, TEMPLATE[n.op]
         variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if variant is not None:
-            fn, template = f"{ref_fn}_{variant}", FAST_TEMPLATE[variant]
-            scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant))
-            if variant == "fastu":
-                fast_codes.add("t2u")
+            fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
+                                                   else FAST_TEMPLATE[variant])
+            scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
+            if n.op == "depthwise_conv2d":
+                fast_codes.add("dw")
+                pair_shorts.add(SHORT[ins[0].dtype])
+                codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
+                req = _req32(n, ins)
+                if req is not None:
+                    arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
+                                         f"{n.name}: 32-bit requantization (m, o, s)"))
+                    p["req32"] = f"{prefix}q_{base}_req32"
+                    weight_bytes[n.name] += arrays[-1].nbytes
+            elif variant in ("fastu", "fastu3"):
+                fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}
                 im2col["raw"] = {"short": "raw", "ctype": "uint8_t", "dst_t": "uint32_t",
                                  "pack": "", "what": "the raw input bytes, 4 per word"}
             else:
@@ -270,9 +285,12 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         "uses_t3": "t3" in codes, "base3_lut": base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
         "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
-        "t2_masks": t2_masks(), "fast_pixels": FAST_PIXELS,
+        "uses_t3u_fast": "t3u" in fast_codes, "t3_t2": t3_t2(), "t2_masks": t2_masks(),
+        "fast_pixels": FAST_PIXELS,
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
         "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
+        "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
+        "uses_dw_fast": "dw" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,
@@ -293,6 +311,17 @@ def write(g: Graph, outdir: Path, kernels: str = "optimized",
         for name, text in model.files.items():
             (tmp / name).write_text(text)
     return model
+
+
+def _req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
+    """The proven 32-bit requantization constants of a depthwise layer (toolchain/ir/requant32)
+    or None (a residual input, or a channel without exact int32 constants)."""
+    if len(ins) != 1:
+        return None
+    a = n.arrays
+    lo, hi = n.attrs["clamp"]
+    return depthwise_constants(a["weights"], a["mult"], a["offset"], a["shift"],
+                               (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
 
 
 
