@@ -46,6 +46,7 @@ class TrainConfig:
     stochastic: bool = True  # sample stochastic_ternary weights while training
     int8_edges: bool = True
     limit: int | None = None  # use at most this many training examples (quick runs)
+    bits: dict[str, int] = field(default_factory=dict)  # quanos: layer name -> 2, 4 or 8
 
     def resolved(self) -> TrainConfig:
         cfg = TrainConfig(**asdict(self))
@@ -77,8 +78,9 @@ class TrainResult:
 
 
 def build_model(cfg: TrainConfig, input_shape: tuple[int, ...], classes: int) -> Any:
+    extra = {"bits": cfg.bits} if cfg.variant == "quanos" else {}
     return zoo.MODELS[cfg.model](cfg.variant, input_shape=tuple(input_shape), classes=classes,
-                                 int8_edges=cfg.int8_edges)
+                                 int8_edges=cfg.int8_edges, **extra)
 
 
 def train(cfg: TrainConfig, outdir: str | Path, progress: bool = True,
