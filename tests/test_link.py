@@ -319,6 +319,29 @@ def test_bad_ports_and_inputs(digits_outdir: Path, tmp_path: Path, stq_cmd, caps
     assert (f"no device answered on port {url}: the link to {url} is dead: no valid frame "
             "for 2 s (--give-up-after 1.5)") in err
 
+    # a firmware of protocol version 1 answers a version-2 frame with error 5 in a v1 header
+    old = socket.create_server(("127.0.0.1", 0))
+
+    def old_firmware() -> None:
+        conn, _ = old.accept()
+        with conn:
+            reader = protocol.FrameReader()
+            while data := conn.recv(4096):
+                for raw in reader.feed(data):
+                    seq = protocol.decode_frame(raw).seq
+                    conn.sendall(protocol.encode_frame(protocol.T_ERROR, seq,
+                                                       b"\x05\x02\x00\x00\x00", version=1))
+
+    threading.Thread(target=old_firmware, daemon=True).start()
+    url = f"socket://127.0.0.1:{old.getsockname()[1]}"
+    try:
+        assert stq_cmd("validate", ["--board", "x", "--port", url, *base,
+                                    "-o", str(tmp_path / "v1")]) == 2
+    finally:
+        old.close()
+    assert (f"the device on {url} speaks framed protocol version 1, this stq speaks 2: "
+            "rebuild and flash its firmware") in capsys.readouterr().err
+
     # firmware built from another model: same C, different hash
     other = tmp_path / "other"
     (other / "c").mkdir(parents=True)
@@ -360,7 +383,6 @@ def test_device_parser_libfuzzer_coverage_guided(digits_outdir: Path, tmp_path: 
     """libFuzzer (clang, coverage-guided) with ASan/UBSan on the same parsers, from a seed
     corpus of valid frames and runner commands, for a bounded run; no findings. Longer runs:
     docs/protocol.md."""
-    import struct
 
     P = protocol
     if shutil.which("clang") is None:
