@@ -84,8 +84,15 @@ def test_device_rejects_bad_frames_and_keeps_running(digits_outdir: Path, digits
 
         good = protocol.encode_frame(protocol.T_INFO, 5)
         corrupt = bytearray(good)
-        at = next(i for i in range(len(good) - 5, len(good) - 1) if good[i] != 0x40)
-        corrupt[at] ^= 0x40  # a CRC byte (never a COBS code byte, never becomes 0x00)
+        at = next(i for i in range(len(good) - 5, len(good) - 1) if good[i] != 0x41)
+        corrupt[at] ^= 0x41  # two bits of a CRC byte (never a COBS code byte, never 0x00)
+        # one flipped bit is corrected from the CRC syndrome: the request is served
+        wire = bytearray(protocol.encode_frame(protocol.T_RUN, 4, protocol.run_body(77)))
+        assert wire[6] == 77
+        wire[6] ^= 0x04  # the tag's first byte on the wire, 77 -> 73
+        fixed = raw_reply(bytes(wire))
+        assert fixed.type == protocol.T_RUN | protocol.T_REPLY and fixed.seq == 4
+        assert protocol.Missing.parse(fixed.body).tag == 77
         cases = {
             "bad CRC": bytes(corrupt),
             "truncated frame": b"\x00\x03\x01\x01\x00",
