@@ -120,6 +120,29 @@ def test_device_rejects_bad_frames_and_keeps_running(digits_outdir: Path, digits
         assert link.infer(xs[3]).output == ys[3]
 
 
+def test_small_receive_window_is_never_overrun(digits_outdir: Path, digits_ref) -> None:
+    """With a 100-byte window (a board whose ring holds less than one input's chunks plus the
+    next input's), the host waits for answers (or probes) before sending more, and every
+    output is still right."""
+    import dataclasses
+
+    _, xs, ys, _, _ = digits_ref
+    with VirtualBoard(digits_outdir) as vb, DeviceLink.open(vb.port_url) as link:
+        link.info_ = dataclasses.replace(link.info(), rx_window=100)
+        sent: list[int] = []
+        write = link._write
+
+        def spy(data: bytes) -> None:
+            write(data)
+            sent.append(int(link._written - link._consumed))
+
+        link._write = spy  # type: ignore[method-assign]
+        for i in range(40):
+            assert link.infer(xs[i], xs[i + 1]).output == ys[i]
+        assert link.stats.window_waits > 0
+        assert max(sent) <= 100 - 32 + 16  # the window less the probe margin, plus a probe
+
+
 # --- fault injection ---------------------------------------------------------------------------
 
 

@@ -193,22 +193,38 @@ class FrameChannel:
         """Write one request (``copies`` times, same sequence number), within the window."""
         seq = self._next_seq()
         wire = P.encode_frame(ftype, seq, body) * copies
-        window = self.info_.rx_window if self.info_ is not None else 256
-        if self._written + len(wire) - self._consumed > window:
-            self.stats.window_waits += 1
-            deadline = time.monotonic() + self._rto
-            while self._expect and self._written + len(wire) - self._consumed > window:
-                if not self._pump(deadline):
-                    break
-            if self._written + len(wire) - self._consumed > window:
-                # nothing answered within a timeout: the device drains its ring faster than
-                # that whenever it is not computing (and no inference outlasts a timeout)
-                self._expect.clear()
-                self._consumed = self._written
+        self._make_room(len(wire))
         self._write(wire)
         if reply:
             self._expect[seq] = self._written
         return seq
+
+    def _make_room(self, n: int) -> None:
+        """Wait until ``n`` more bytes fit in the device's receive ring (less a margin for a
+        probe): bytes count as read once a later request is answered. With nothing asked, a
+        probe (INFO at offset 0xFFFF, answered with an error at once) proves what was read."""
+        window = (self.info_.rx_window if self.info_ is not None else 256) - 32
+
+        def over() -> bool:
+            return self._written + n - self._consumed > window
+
+        if not over():
+            return
+        self.stats.window_waits += 1
+        for _ in range(4):
+            if not self._expect:
+                probe = self._next_seq()
+                self._write(P.encode_frame(P.T_INFO, probe, P.info_body(0xFFFF)))
+                self._expect[probe] = self._written
+            deadline = time.monotonic() + self._rto
+            while over() and time.monotonic() < deadline:
+                self._pump(deadline)
+            if not over():
+                return
+            self._expect.clear()  # the probe or its answer was lost: probe again
+        # nothing answered four timeouts long: the device drains its ring far faster than that
+        # whenever it is not computing (and no inference outlasts a timeout)
+        self._consumed = self._written
 
     def _wait(self, seqs: set[int], timeout: float, any_: bool = False) -> bool:
         """Wait until every one (``any_``: one) of ``seqs`` is answered or ``timeout`` passed.
