@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 
 from toolchain.device import protocol as P
-from toolchain.device.channel import FrameChannel, LinkPolicy, LinkStats
+from toolchain.device.channel import FrameChannel
+from toolchain.device.protocol import LinkPolicy, LinkStats
 from toolchain.errors import StqError
 
 __all__ = ["DeviceLink", "LinkPolicy", "LinkStats"]
