@@ -85,8 +85,15 @@ def test_device_rejects_bad_frames_and_keeps_running(digits_outdir: Path, digits
 
         good = protocol.encode_frame(protocol.T_INFO, 5)
         corrupt = bytearray(good)
-        at = next(i for i in range(len(good) - 5, len(good) - 1) if good[i] != 0x40)
-        corrupt[at] ^= 0x40  # a CRC byte (never a COBS code byte, never becomes 0x00)
+        at = next(i for i in range(len(good) - 5, len(good) - 1) if good[i] != 0x41)
+        corrupt[at] ^= 0x41  # two bits of a CRC byte (never a COBS code byte, never 0x00)
+        # one flipped bit is corrected from the CRC syndrome: the request is served
+        wire = bytearray(protocol.encode_frame(protocol.T_RUN, 4, protocol.run_body(77)))
+        assert wire[6] == 77
+        wire[6] ^= 0x04  # the tag's first byte on the wire, 77 -> 73
+        fixed = raw_reply(bytes(wire))
+        assert fixed.type == protocol.T_RUN | protocol.T_REPLY and fixed.seq == 4
+        assert protocol.Missing.parse(fixed.body).tag == 77
         cases = {
             "bad CRC": bytes(corrupt),
             "truncated frame": b"\x00\x03\x01\x01\x00",
@@ -112,6 +119,29 @@ def test_device_rejects_bad_frames_and_keeps_running(digits_outdir: Path, digits
         assert missing == protocol.Missing(1234, tuple(range(-(-info.input_bytes // info.chunk))))
         # ...and still runs correctly
         assert link.infer(xs[3]).output == ys[3]
+
+
+def test_small_receive_window_is_never_overrun(digits_outdir: Path, digits_ref) -> None:
+    """With a 100-byte window (a board whose ring holds less than one input's chunks plus the
+    next input's), the host waits for answers (or probes) before sending more, and every
+    output is still right."""
+    import dataclasses
+
+    _, xs, ys, _, _ = digits_ref
+    with VirtualBoard(digits_outdir) as vb, DeviceLink.open(vb.port_url) as link:
+        link.info_ = dataclasses.replace(link.info(), rx_window=100)
+        sent: list[int] = []
+        write = link._write
+
+        def spy(data: bytes) -> None:
+            write(data)
+            sent.append(int(link._written - link._consumed))
+
+        link._write = spy  # type: ignore[method-assign]
+        for i in range(40):
+            assert link.infer(xs[i], xs[i + 1]).output == ys[i]
+        assert link.stats.window_waits > 0
+        assert max(sent) <= 100 - 32 + 16  # the window less the probe margin, plus a probe
 
 
 # --- fault injection ---------------------------------------------------------------------------
@@ -320,6 +350,29 @@ def test_bad_ports_and_inputs(digits_outdir: Path, tmp_path: Path, stq_cmd, caps
     err = capsys.readouterr().err
     assert (f"no device answered on port {url}: the link to {url} is dead: no valid frame "
             "for 2 s (--give-up-after 1.5)") in err
+
+    # a firmware of protocol version 1 answers a version-2 frame with error 5 in a v1 header
+    old = socket.create_server(("127.0.0.1", 0))
+
+    def old_firmware() -> None:
+        conn, _ = old.accept()
+        with conn:
+            reader = protocol.FrameReader()
+            while data := conn.recv(4096):
+                for raw in reader.feed(data):
+                    seq = protocol.decode_frame(raw).seq
+                    conn.sendall(protocol.encode_frame(protocol.T_ERROR, seq,
+                                                       b"\x05\x02\x00\x00\x00", version=1))
+
+    threading.Thread(target=old_firmware, daemon=True).start()
+    url = f"socket://127.0.0.1:{old.getsockname()[1]}"
+    try:
+        assert stq_cmd("validate", ["--board", "x", "--port", url, *base,
+                                    "-o", str(tmp_path / "v1")]) == 2
+    finally:
+        old.close()
+    assert (f"the device on {url} speaks framed protocol version 1, this stq speaks 2: "
+            "rebuild and flash its firmware") in capsys.readouterr().err
 
     # firmware built from another model: same C, different hash
     other = tmp_path / "other"

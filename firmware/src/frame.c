@@ -366,7 +366,7 @@ static void stq_frame_handle(void)
         return;
     }
     const uint32_t body_len = len - STQ_PROTO_HEADER - STQ_PROTO_CRC;
-    if (stq_crc32(0u, stq_rx, len - STQ_PROTO_CRC) != stq_get32(&stq_rx[len - STQ_PROTO_CRC])) {
+    if (!stq_crc32_fix_bit(stq_rx, len)) { /* a single flipped bit is corrected */
         stq_reply_error(STQ_NO_SEQ, STQ_E_CRC, len);
         return;
     }

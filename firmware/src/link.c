@@ -22,6 +22,47 @@ uint32_t stq_crc32(uint32_t crc, const uint8_t *data, uint32_t bytes)
     return ~crc;
 }
 
+/* One byte through the raw CRC register (no init, no final xor): linear over GF(2). */
+static uint32_t stq_crc32_raw_byte(uint32_t reg, uint32_t byte)
+{
+    reg ^= byte;
+    reg = (reg >> 4) ^ stq_crc32_nibble[reg & 0xFu];
+    return (reg >> 4) ^ stq_crc32_nibble[reg & 0xFu];
+}
+
+int stq_crc32_fix_bit(uint8_t *frame, uint32_t bytes)
+{
+    if (bytes < 5u) {
+        return 0;
+    }
+    const uint32_t n = bytes - 4u; /* the data the CRC covers, then the CRC (LE) */
+    const uint32_t got = (uint32_t)frame[n] | ((uint32_t)frame[n + 1u] << 8) |
+                         ((uint32_t)frame[n + 2u] << 16) | ((uint32_t)frame[n + 3u] << 24);
+    const uint32_t syndrome = stq_crc32(0u, frame, n) ^ got;
+    if (syndrome == 0u) {
+        return 1;
+    }
+    if ((syndrome & (syndrome - 1u)) == 0u) {
+        return 1; /* one flipped bit in the CRC field itself: the data is intact */
+    }
+    /* A flip of bit k of data byte j changes the CRC by the raw CRC of that bit followed by
+     * n-1-j zero bytes: walk j from the end, advancing eight registers one zero byte a step. */
+    uint32_t reg[8];
+    for (uint32_t k = 0; k < 8u; ++k) {
+        reg[k] = stq_crc32_raw_byte(0u, 1u << k);
+    }
+    for (uint32_t z = 0; z < n; ++z) {
+        for (uint32_t k = 0; k < 8u; ++k) {
+            if (reg[k] == syndrome) {
+                frame[n - 1u - z] ^= (uint8_t)(1u << k);
+                return 1;
+            }
+            reg[k] = stq_crc32_raw_byte(reg[k], 0u);
+        }
+    }
+    return 0;
+}
+
 int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes)
 {
     uint32_t in = 0, out = 0;

@@ -41,6 +41,13 @@ uint32_t stq_layer_cost_instr(uint32_t layer);
  * passing the previous result as `crc` (start with 0). */
 uint32_t stq_crc32(uint32_t crc, const uint8_t *data, uint32_t bytes);
 
+/* `frame` is data followed by its CRC-32 (LE). Returns 1 when the CRC matches, or matches
+ * after flipping back the one bit whose flip explains the difference (a single-bit error,
+ * corrected in place), else 0. CRC-32 has Hamming distance >= 4 at these lengths, so a single
+ * flip is always found; a frame with more errors is corrected into a wrong one with
+ * probability about 8 x bytes / 2^32 (RUN re-checks the whole input's CRC before it runs). */
+int stq_crc32_fix_bit(uint8_t *frame, uint32_t bytes);
+
 /* COBS-decode `bytes` encoded bytes (no 0x00 inside) in place; returns the decoded length, or
  * -1 when the encoding is malformed (a code byte pointing past the end). */
 int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes);

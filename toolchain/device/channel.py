@@ -10,49 +10,13 @@ from __future__ import annotations
 
 import socket
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from types import TracebackType
 
 import serial
 
 from toolchain.device import protocol as P
+from toolchain.device.protocol import LinkPolicy, LinkStats
 from toolchain.errors import StqError
-
-
-@dataclass
-class LinkPolicy:
-    """How long to wait and when to stop (``stq validate --link-timeout --give-up-after``)."""
-
-    timeout: float = 5.0  # ceiling of the adaptive per-request timeout (s)
-    give_up_after: float = 60.0  # the link is dead after this long without one valid frame (s)
-    min_timeout: float = 0.03
-
-
-@dataclass
-class LinkStats:
-    """What the link had to recover from (reported by `stq validate`, appended to link.jsonl)."""
-
-    requests: int = 0
-    retries: int = 0
-    timeouts: int = 0
-    early_retries: int = 0  # re-sent after a damaged frame, before the timeout
-    corrupt_frames: int = 0
-    stale_replies: int = 0
-    device_errors: Counter[str] = field(default_factory=Counter)
-    chunks_sent: int = 0
-    chunks_resent: int = 0
-    resyncs: int = 0
-    reconnects: int = 0
-    window_waits: int = 0
-    copies: int = 1
-    bytes_out: int = 0
-    bytes_in: int = 0
-
-    def as_dict(self) -> dict[str, object]:
-        d = dict(self.__dict__)
-        d["device_errors"] = dict(self.device_errors)
-        return d
 
 
 class FrameChannel:
@@ -193,22 +157,38 @@ class FrameChannel:
         """Write one request (``copies`` times, same sequence number), within the window."""
         seq = self._next_seq()
         wire = P.encode_frame(ftype, seq, body) * copies
-        window = self.info_.rx_window if self.info_ is not None else 256
-        if self._written + len(wire) - self._consumed > window:
-            self.stats.window_waits += 1
-            deadline = time.monotonic() + self._rto
-            while self._expect and self._written + len(wire) - self._consumed > window:
-                if not self._pump(deadline):
-                    break
-            if self._written + len(wire) - self._consumed > window:
-                # nothing answered within a timeout: the device drains its ring faster than
-                # that whenever it is not computing (and no inference outlasts a timeout)
-                self._expect.clear()
-                self._consumed = self._written
+        self._make_room(len(wire))
         self._write(wire)
         if reply:
             self._expect[seq] = self._written
         return seq
+
+    def _make_room(self, n: int) -> None:
+        """Wait until ``n`` more bytes fit in the device's receive ring (less a margin for a
+        probe): bytes count as read once a later request is answered. With nothing asked, a
+        probe (INFO at offset 0xFFFF, answered with an error at once) proves what was read."""
+        window = (self.info_.rx_window if self.info_ is not None else 256) - 32
+
+        def over() -> bool:
+            return self._written + n - self._consumed > window
+
+        if not over():
+            return
+        self.stats.window_waits += 1
+        for _ in range(4):
+            if not self._expect:
+                probe = self._next_seq()
+                self._write(P.encode_frame(P.T_INFO, probe, P.info_body(0xFFFF)))
+                self._expect[probe] = self._written
+            deadline = time.monotonic() + self._rto
+            while over() and time.monotonic() < deadline:
+                self._pump(deadline)
+            if not over():
+                return
+            self._expect.clear()  # the probe or its answer was lost: probe again
+        # nothing answered four timeouts long: the device drains its ring far faster than that
+        # whenever it is not computing (and no inference outlasts a timeout)
+        self._consumed = self._written
 
     def _wait(self, seqs: set[int], timeout: float, any_: bool = False) -> bool:
         """Wait until every one (``any_``: one) of ``seqs`` is answered or ``timeout`` passed.

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 VERSION = 2
 T_INFO, T_UPLOAD, T_RUN, T_QUIT, T_RESULT = 0x01, 0x02, 0x03, 0x04, 0x05
@@ -251,3 +252,41 @@ def error_text(body: bytes) -> str:
         return "malformed error frame"
     code, detail = struct.unpack_from("<BI", body)
     return f"{ERRORS.get(code, f'error {code}')} ({detail})"
+
+
+# --- link settings and statistics (used by channel.py / link.py) --------------------------
+
+
+@dataclass
+class LinkPolicy:
+    """How long to wait and when to stop (``stq validate --link-timeout --give-up-after``)."""
+
+    timeout: float = 5.0  # ceiling of the adaptive per-request timeout (s)
+    give_up_after: float = 60.0  # the link is dead after this long without one valid frame (s)
+    min_timeout: float = 0.03
+
+
+@dataclass
+class LinkStats:
+    """What the link had to recover from (reported by `stq validate`, appended to link.jsonl)."""
+
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    early_retries: int = 0  # re-sent after a damaged frame, before the timeout
+    corrupt_frames: int = 0
+    stale_replies: int = 0
+    device_errors: Counter[str] = field(default_factory=Counter)
+    chunks_sent: int = 0
+    chunks_resent: int = 0
+    resyncs: int = 0
+    reconnects: int = 0
+    window_waits: int = 0
+    copies: int = 1
+    bytes_out: int = 0
+    bytes_in: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        d = dict(self.__dict__)
+        d["device_errors"] = dict(self.device_errors)
+        return d

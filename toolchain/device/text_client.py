@@ -1,6 +1,6 @@
 """Host side of the minimal device commands (firmware/src/protocol_text.c), over pyserial.
 
-The framed protocol (toolchain/harness.py) is the robust one; this client serves `stq run`.
+The framed protocol (toolchain/device/link.py) is the robust one; this client serves `stq run`.
 
 Works with any pyserial URL: a QEMU TCP serial (``socket://127.0.0.1:PORT``), a pty, or a real
 board's ST-LINK virtual COM port (``/dev/ttyACM0``). Timeouts are generous because QEMU's UART

@@ -88,7 +88,8 @@ def _table(summary: dict) -> list[tuple[str, str]]:
         link = sess.get("link", {})
         items.append(("link recoveries", ", ".join(
             f"{k} {v}" for k, v in link.items() if k in
-            ("retries", "timeouts", "corrupt_frames", "stale_replies", "reuploads"))))
+            ("retries", "timeouts", "early_retries", "corrupt_frames", "stale_replies",
+             "chunks_resent", "resyncs", "reconnects"))))
     if s["first_mismatch"]:
         fm = s["first_mismatch"]
         items.append(("first mismatch", f"input {fm['i']}: device {fm['device']} != "
