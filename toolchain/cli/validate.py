@@ -13,6 +13,7 @@ from toolchain.cli.command import (
     add_progress_argument,
     collect,
     port_url,
+    positive_float,
     positive_int,
 )
 from toolchain.firmware.boards import load_board
@@ -29,10 +30,10 @@ host/device mismatch."""
 
 
 def add_link_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--link-timeout", "--timeout", dest="timeout", type=float,
+    p.add_argument("--link-timeout", "--timeout", dest="timeout", type=positive_float,
                    help="longest wait for one reply in seconds: the ceiling of the adaptive "
                         "timeout (default 5)")
-    p.add_argument("--give-up-after", type=float,
+    p.add_argument("--give-up-after", type=positive_float,
                    help="seconds without a single valid frame from the device before the link "
                         "counts as dead and the run stops (default 60 for QEMU, 30 otherwise); "
                         "while frames get through, the link keeps retrying")
