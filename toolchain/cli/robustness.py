@@ -36,7 +36,7 @@ def _budget_help() -> str:
         c: AttackConfig = for_dataset("digits", budget=name)
         return (f"{name}: PGD {c.pgd_iter} steps x {c.pgd_restarts} restarts, APGD "
                 f"{c.apgd_iter}, C&W {c.cw_iter} x {c.cw_search}, Square {c.square_iter} "
-                f"queries/image, Boundary {c.boundary_iter}, HSJ {c.hsj_iter}")
+                f"iterations/image, Boundary {c.boundary_iter}, HSJ {c.hsj_iter}")
 
     return "named attack budget (default standard). " + "; ".join(what(b) for b in BUDGETS)
 
