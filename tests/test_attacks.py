@@ -138,6 +138,7 @@ def test_every_attack_on_stq_host_and_virtual_board(stq_result: dict) -> None:
     assert acc(res, "pgd", 0.3) <= 0.2
 
 
+@pytest.mark.slow
 def test_seeded_attacks_give_the_same_bytes_on_every_oracle(
         digits_outdir: Path, digits_graph, digits_data, tmp_path: Path) -> None:
     """Square and Boundary (whose ART code draws from unseeded generators) on the reference, the

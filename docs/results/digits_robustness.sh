@@ -1,7 +1,7 @@
 #!/bin/sh
 # The digits robustness table of issue 16: the zoo's fp, int8, stq and stq-jr models, 100 test
 # images, the standard budget (PGD 50 steps x 3 restarts, AutoAttack with APGD 50 steps,
-# Square 1,000 queries per image, C&W 50 x 3, Boundary 200, HopSkipJump 20 x 200), each attack
+# Square 1,000 iterations per image, C&W 50 x 3, Boundary 200, HopSkipJump 20 x 200), each attack
 # also at half its budget (convergence), L2 attacks at L2 epsilons, the transfer matrix of the
 # four models and the masking checks. Integer models are scored on the bit-exact reference.
 #

@@ -36,7 +36,7 @@ def _budget_help() -> str:
         c: AttackConfig = for_dataset("digits", budget=name)
         return (f"{name}: PGD {c.pgd_iter} steps x {c.pgd_restarts} restarts, APGD "
                 f"{c.apgd_iter}, C&W {c.cw_iter} x {c.cw_search}, Square {c.square_iter} "
-                f"queries/image, Boundary {c.boundary_iter}, HSJ {c.hsj_iter}")
+                f"iterations/image, Boundary {c.boundary_iter}, HSJ {c.hsj_iter}")
 
     return "named attack budget (default standard). " + "; ".join(what(b) for b in BUDGETS)
 
@@ -97,6 +97,7 @@ def run_attack(args: argparse.Namespace) -> int:
 
     from toolchain.errors import StqError
     from toolchain.robustness import evaluate as attacks_eval
+    from toolchain.robustness import oracles
     from toolchain.robustness import report as robustness_report
     from toolchain.robustness.registry import for_dataset
 
@@ -115,7 +116,7 @@ def run_attack(args: argparse.Namespace) -> int:
     for p in (args.model, *args.transfer, *args.transfer_from):
         if not Path(p).is_file():
             raise StqError(f"model {p} does not exist")
-    inputs = attacks_eval.load_inputs(args.inputs, args.labels) if args.inputs else None
+    inputs = oracles.load_inputs(args.inputs, args.labels) if args.inputs else None
     res = attacks_eval.evaluate(
         args.model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,
         board=args.board, port=args.port, elf=args.elf,

@@ -18,6 +18,7 @@ from toolchain.resources import firmware_dir
 
 FIRMWARE = firmware_dir()
 STAGES = 7
+ATTACKS = {"attacks": ("pgd", "square"), "eps": (0.1,), "budget": "quick"}
 
 
 @dataclass
@@ -90,7 +91,7 @@ def run_demo(cfg: DemoConfig, log: Any = print) -> dict[str, Any]:
                            "(black-box, the device is the oracle)",
                  {"artifact": conv["hash"], "elf": file_hash(elf),
                   "fp": file_hash(fp_path) if fp_path else None, "n": cfg.attack_limit,
-                  "port": cfg.port},
+                  "port": cfg.port, "attacks": ATTACKS},
                  lambda: _attack(cfg, model_path, fp_path, model_dir, elf, out / "attacks", log))
     summary = {"config": {k: str(v) if isinstance(v, Path) else v
                           for k, v in asdict(cfg).items()},
@@ -170,9 +171,8 @@ def _attack(cfg: DemoConfig, model_path: Path, fp_path: Path | None, model_dir: 
     from toolchain.robustness import report as robustness_report
     from toolchain.robustness.registry import for_dataset
 
-    # the quick budget (the report says so): Square 100 queries per image, PGD 10 steps
-    acfg = for_dataset(cfg.dataset, budget="quick", attacks=("pgd", "square"),
-                       eps=(0.1, 0.2), limit=cfg.attack_limit)
+    # the quick budget (the report says so): Square 50 queries per image, PGD 10 steps
+    acfg = for_dataset(cfg.dataset, **ATTACKS, limit=cfg.attack_limit)  # type: ignore[arg-type]
     results = [attacks_eval.evaluate(model_path, model_dir, acfg, cfg.dataset, out / "stq",
                                      board=None if cfg.port else cfg.board, port=cfg.port,
                                      elf=elf, label="STQ+JR (device)", log=log)]

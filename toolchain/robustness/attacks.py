@@ -155,7 +155,7 @@ attack("pgd-bpda", "PGD with BPDA/EOT", "white-box", "linf", True, "pgd_iter",
 
 @attack("autoattack", "AutoAttack", "white-box", "linf", True, "apgd_iter",
         lambda c: f"APGD-CE + APGD-DLR {c.apgd_iter} steps each, then Square "
-                  f"{c.square_iter} queries")
+                  f"{c.square_iter} iterations")
 def autoattack(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
                eps: float) -> np.ndarray:
     """AutoAttack's standard sequence (ART's AutoAttack class needs the ``multiprocess``

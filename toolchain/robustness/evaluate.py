@@ -138,7 +138,7 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     keras = keras_model if keras_model is not None else load_keras_model(model_path)
     g = reference.load_artifact_dir(artifact) if artifact is not None else None
     shape = tuple(int(d) for d in keras.input_shape[1:])
-    check_inputs(x, y, shape, int(keras.output_shape[-1]), cfg.clip, "inputs")
+    oracles.check_inputs(x, y, shape, int(keras.output_shape[-1]), cfg.clip, "inputs")
     ensure_writable_dir(out)
     host: oracles.Oracle = oracles.ReferenceOracle(g) if g is not None else \
         oracles.KerasOracle(keras, "keras")
@@ -259,47 +259,6 @@ def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
     took = time.perf_counter() - t_key
     log(f"[attack] {rkey}: {took:.1f} s, {job['queries']} queries" if blackbox else
         f"[attack] {rkey}: {took:.1f} s")
-
-
-def load_inputs(path: Path, labels: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs from ``.npz`` (arrays x and y, or x_test and y_test) or ``.npy`` (x; the labels
-    from ``labels``, an .npy of class indices)."""
-    path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise StqError(f"--inputs {path} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise StqError(f"--inputs {path} is not an .npz or .npy file ({exc})") from None
-    if isinstance(data, np.ndarray):
-        x, y = data, None
-    else:
-        xk = next((k for k in ("x", "x_test") if k in data.files), None)
-        yk = next((k for k in ("y", "y_test") if k in data.files), None)
-        if xk is None:
-            raise StqError(f"--inputs {path} has arrays {', '.join(data.files)}; it needs x "
-                           "(or x_test) and y (or y_test)")
-        x, y = data[xk], (data[yk] if yk else None)
-    if labels is not None:
-        y = np.load(labels, allow_pickle=False)
-    if y is None:
-        raise StqError(f"--inputs {path} has no labels: add y to the .npz or give --labels")
-    y = np.asarray(y).reshape(-1)
-    if x.ndim < 2 or len(x) != len(y) or len(x) == 0:
-        raise StqError(f"--inputs {path}: {len(x)} inputs of shape {x.shape[1:]} and {len(y)} "
-                       "labels; they must match and not be empty")
-    return x.astype(np.float32), y.astype(np.int64)
-
-
-def check_inputs(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...], classes: int,
-                 clip: tuple[float, float], where: str) -> None:
-    """One clear line when inputs do not fit the model."""
-    if tuple(x.shape[1:]) != tuple(shape):
-        raise StqError(f"{where}: inputs of shape {tuple(x.shape[1:])}, the model takes {shape}")
-    if not np.all(np.isfinite(x)) or x.min() < clip[0] or x.max() > clip[1]:
-        raise StqError(f"{where}: input values must be finite and in [{clip[0]:g}, {clip[1]:g}]")
-    if y.min() < 0 or y.max() >= classes:
-        raise StqError(f"{where}: labels must be class indices 0..{classes - 1}")
 
 
 def check_equal(result: dict) -> None:

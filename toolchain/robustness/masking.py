@@ -71,7 +71,7 @@ def diagnose(result: dict) -> dict:
             "a white-box and a black-box or transfer attack in the same norm")
     compare("bpda", lambda r: r["kind"] == "white-box" and r["attack"] not in ("pgd-bpda",
                                                                                 "fgsm"),
-            lambda r: r["attack"] == "pgd-bpda", "pgd-bpda and another white-box attack")
+            lambda r: r["attack"] == "pgd-bpda", "pgd-bpda and pgd or autoattack")
 
     bad, ev = [], []
     for attack in sorted({r["attack"] for r in rows if r["bounded"]}):

@@ -68,7 +68,7 @@ DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack", "cw", "square", "boundary", "hsj
 # What each named budget runs. "queries" are per image (Square runs one image per call).
 BUDGETS: dict[str, dict[str, Any]] = {
     "quick": {"pgd_iter": 10, "pgd_restarts": 1, "apgd_iter": 10, "cw_iter": 10,
-              "cw_search": 2, "square_iter": 100, "boundary_iter": 50, "hsj_iter": 5,
+              "cw_search": 2, "square_iter": 50, "boundary_iter": 50, "hsj_iter": 5,
               "hsj_max_eval": 100, "zoo_iter": 20},
     "standard": {"pgd_iter": 50, "pgd_restarts": 3, "apgd_iter": 50, "cw_iter": 50,
                  "cw_search": 3, "square_iter": 1000, "boundary_iter": 200, "hsj_iter": 20,
