@@ -37,7 +37,7 @@ def _randomize(model: Any, seed: int) -> None:
                                rng.normal(0, 0.5, n).astype(np.float32),
                                rng.normal(0, 0.3, n).astype(np.float32),
                                rng.uniform(0.2, 2.0, n).astype(np.float32)])
-        elif isinstance(layer, (L.Conv2D, L.DepthwiseConv2D, L.Dense)) and layer.use_bias:
+        elif isinstance(layer, L.Conv2D | L.DepthwiseConv2D | L.Dense) and layer.use_bias:
             w = layer.get_weights()
             w[-1] = rng.normal(0, 0.3, w[-1].shape).astype(np.float32)
             layer.set_weights(w)
