@@ -80,19 +80,26 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, datas
              out: Path, backend: str = "reference", board: str | None = None,
              port: str | None = None, elf: Path | None = None,
              transfer_from: tuple[Path, ...] = (), label: str | None = None,
-             log: Callable[[str], None] = print, keras_model: Any = None) -> dict:
+             log: Callable[[str], None] = print, keras_model: Any = None,
+             data: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
-    (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5."""
+    (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5; a
+    .tflite model is attacked white-box through its float twin (robustness/twin.py)."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
     from toolchain.training import datasets
 
     cfg.check()
     ensure_writable_dir(out)
-    ds = datasets.load(dataset)
-    x, y = ds.x_test[:cfg.limit].astype(np.float32), ds.y_test[:cfg.limit].astype(np.int64)
-    keras = keras_model if keras_model is not None else load_keras_model(model_path)
+    xt, yt = data if data is not None else (lambda d: (d.x_test, d.y_test))(
+        datasets.load(dataset))  # data: test images in [0, 1] and labels, given directly
+    x, y = xt[:cfg.limit].astype(np.float32), yt[:cfg.limit].astype(np.int64)
     g = reference.load_artifact_dir(artifact) if artifact is not None else None
+    if Path(model_path).suffix.lower() == ".tflite" and keras_model is None:
+        from toolchain.robustness import twin  # white-box through the IR's float twin
+
+        keras_model, x, cfg = twin.for_attack(g, x, cfg)
+    keras = keras_model if keras_model is not None else load_keras_model(model_path)
     host: oracles.Oracle = oracles.ReferenceOracle(g) if g is not None else \
         oracles.KerasOracle(keras, "keras")
     keras_o = oracles.KerasOracle(keras, "keras")
@@ -202,6 +209,7 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
     """Accuracy of every attack at every epsilon on the host model, the Keras model and the
     device; bounded attacks are projected onto the epsilon ball on the input grid."""
     step = float(g.input_format["step"]) if g is not None else None
+    zp = int(g.input_format.get("zero_point", 0)) if g is not None else 0  # TFLite inputs
     mismatches = 0
 
     def run_all(xe: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool | None]:
@@ -218,7 +226,10 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
         return hl.argmax(1), keras_o(xe).argmax(1), dev, equal
 
     def grid(a: np.ndarray) -> np.ndarray:
-        return a if g is None else oracles.ReferenceOracle(g).quantize(a).reshape(a.shape) * step
+        if g is None:
+            return a
+        q = oracles.ReferenceOracle(g).quantize(a).reshape(a.shape).astype(np.float64)
+        return ((q - zp) * step).astype(np.float32)
 
     ph, pk, pd, eq = run_all(grid(x))
     clean_ok = ph == y
