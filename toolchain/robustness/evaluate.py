@@ -121,8 +121,9 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
              transfer: tuple[Path, ...] = ()) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
     (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5;
-    ``inputs`` (x, y) replace the dataset's test split; ``transfer`` adds the transfer matrix
-    of this model and those (toolchain.robustness.transfer)."""
+    ``inputs`` (x in [0, 1], y) replace the dataset's test split; ``transfer`` adds the
+    transfer matrix of this model and those (toolchain.robustness.transfer); a .tflite model
+    is attacked white-box through its float twin (robustness/twin.py)."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
     from toolchain.robustness.masking import diagnose
@@ -135,8 +136,12 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
         inputs = (ds.x_test, ds.y_test)
     x = np.asarray(inputs[0][:cfg.limit], np.float32)
     y = np.asarray(inputs[1][:cfg.limit], np.int64)
-    keras = keras_model if keras_model is not None else load_keras_model(model_path)
     g = reference.load_artifact_dir(artifact) if artifact is not None else None
+    if Path(model_path).suffix.lower() == ".tflite" and keras_model is None:
+        from toolchain.robustness import twin  # white-box through the IR's float twin
+
+        keras_model, x, cfg = twin.for_attack(g, x, cfg)
+    keras = keras_model if keras_model is not None else load_keras_model(model_path)
     shape = tuple(int(d) for d in keras.input_shape[1:])
     oracles.check_inputs(x, y, shape, int(keras.output_shape[-1]), cfg.clip, "inputs")
     ensure_writable_dir(out)

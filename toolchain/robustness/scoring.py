@@ -38,6 +38,7 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
     """Accuracy of every finished job (``key``, ``attack``, ``eps``, ``adv``, ``half`` ...);
     bounded L-inf attacks are projected onto the epsilon ball on the input grid."""
     step = float(g.input_format["step"]) if g is not None else None
+    zp = int(g.input_format.get("zero_point", 0)) if g is not None else 0  # TFLite inputs
     n = len(x)
     mismatches = 0
 
@@ -53,7 +54,10 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
         return hl.argmax(1), keras_o(xe).argmax(1), dev, equal
 
     def grid(a: np.ndarray) -> np.ndarray:
-        return a if g is None else oracles.ReferenceOracle(g).quantize(a).reshape(a.shape) * step
+        if g is None:
+            return a
+        q = oracles.ReferenceOracle(g).quantize(a).reshape(a.shape).astype(np.float64)
+        return ((q - zp) * step).astype(np.float32)
 
     x0 = grid(x)
     ph, pk, pd, eq = run_all(x0)
