@@ -44,9 +44,8 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     patch per group, plus one int32 per output channel; "fastu3" adds the decoded 2-bit rows:
     <prefix>conv2d_fastu3_get_buffer_size()) compute it; a test compiles those on
     the host and compares them with this for every layer kind."""
-    if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): pairs, tap offsets
-        taps = int(p["k_h"]) * int(p["k_w"])
-        return 8 * taps * (int(p["in_c"]) // 4) + 4 * taps
+    if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): weight pairs
+        return 8 * int(p["k_h"]) * int(p["k_w"]) * (int(p["in_c"]) // 4)
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
     if variant in ("fastu", "fastu3"):
         decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows

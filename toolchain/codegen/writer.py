@@ -38,7 +38,7 @@ from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
 from toolchain.ir.graph import Graph, Node, Tensor
 from toolchain.ir.packing import pack, pack_rows
-from toolchain.ir.requant32 import depthwise_constants
+from toolchain.ir.requant32 import layer_constants, node_rows
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
 
@@ -197,16 +197,16 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
             fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
                                                    else FAST_TEMPLATE[variant])
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
+            req = _req32(n, ins)
+            if req is not None:
+                arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
+                                     f"{n.name}: 32-bit requantization (m, o, s)"))
+                p["req32"] = f"{prefix}q_{base}_req32"
+                weight_bytes[n.name] += arrays[-1].nbytes
             if n.op == "depthwise_conv2d":
                 fast_codes.add("dw")
                 pair_shorts.add(SHORT[ins[0].dtype])
                 codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
-                req = _req32(n, ins)
-                if req is not None:
-                    arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
-                                         f"{n.name}: 32-bit requantization (m, o, s)"))
-                    p["req32"] = f"{prefix}q_{base}_req32"
-                    weight_bytes[n.name] += arrays[-1].nbytes
             elif variant in ("fastu", "fastu3"):
                 fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}
                 im2col["raw"] = {"short": "raw", "ctype": "uint8_t", "dst_t": "uint32_t",
@@ -291,14 +291,14 @@ def write(g: Graph, outdir: Path, kernels: str = "optimized",
 
 
 def _req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
-    """The proven 32-bit requantization constants of a depthwise layer (toolchain/ir/requant32)
-    or None (a residual input, or a channel without exact int32 constants)."""
+    """The proven 32-bit requantization constants of a layer (toolchain/ir/requant32) or None
+    (a residual input, or a channel without exact int32 constants)."""
     if len(ins) != 1:
         return None
     a = n.arrays
     lo, hi = n.attrs["clamp"]
-    return depthwise_constants(a["weights"], a["mult"], a["offset"], a["shift"],
-                               (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
+    return layer_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"], a["shift"],
+                           (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
 
 
 def _params(g: Graph, n: Node) -> dict:
