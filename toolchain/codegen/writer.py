@@ -22,8 +22,9 @@ import numpy as np
 
 from toolchain import __version__
 from toolchain.codegen import record
-from toolchain.codegen.carrays import CArray, cname, literal
+from toolchain.codegen.carrays import CArray, cname
 from toolchain.codegen.docs import kernel_doc
+from toolchain.codegen.layer_c import CTYPE, SHORT, kernel_name, params, prototype, req32
 from toolchain.codegen.selection import (
     FAST_PIXELS,
     KERNELS,
@@ -36,22 +37,17 @@ from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs, t3_t2
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
-from toolchain.ir.graph import Graph, Node, Tensor
+from toolchain.ir.graph import Graph
 from toolchain.ir.packing import pack, pack_rows
-from toolchain.ir.requant32 import layer_constants, node_rows
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
 
-CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
-SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
 WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
 TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
                                                    "maxpool", "avgpool", "add")}
 DW_FAST_TEMPLATE = "optimized/dwconv_fast.c.j2"
-FAST_TEMPLATE = {"fast": "optimized/conv2d_fast.c.j2", "fastu": "optimized/conv2d_fastu.c.j2",
-                 "fastu3": "optimized/conv2d_fastu.c.j2"}
-OP_NAME = {"conv2d": "conv2d", "depthwise_conv2d": "dwconv2d", "dense": "dense",
-           "maxpool": "maxpool", "avgpool": "avgpool", "add": "add"}
+FAST_TEMPLATE = {"fast4": "optimized/conv2d_fast4.c.j2", "fast": "optimized/conv2d_fast.c.j2",
+                 "fastu": "optimized/conv2d_fastu.c.j2", "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
            "model.c": "schedule/model.c.j2", "weights.c": "schedule/weights.c.j2",
            "kernels.c": "schedule/kernels.c.j2"}
@@ -163,16 +159,18 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         base = f"{i}_{cname(n.name)}"
         out = g.tensors[n.output]
         ins = [g.tensors[t] for t in n.inputs]
-        p = _params(g, n)
+        p = params(g, n)
         start = len(arrays)
-        wk = None
+        wk = weight_code(n, packing) if "weights" in n.arrays else None
+        variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if "weights" in n.arrays:
-            wk = weight_code(n, packing)
             w = n.arrays["weights"]
             if n.op == "depthwise_conv2d":
                 data = w.astype(np.int8).reshape(-1) if wk == "i8" else pack(w, packing)
                 p["row_bytes"] = 0
             else:
+                if variant == "fast4":  # 3 channels padded to 4 per tap (a 0 weight)
+                    w = np.pad(w, ((0, 0), (0, 0), (0, 0), (0, 1)))
                 rows = w.reshape(w.shape[0], -1)
                 if wk == "i8":
                     data, p["row_bytes"] = rows.astype(np.int8).reshape(-1), rows.shape[1]
@@ -190,14 +188,13 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                 p[key] = f"{prefix}q_{base}_{key}"
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
 
-        ref_fn = _kernel_name(prefix, n, wk, ins, out)
+        ref_fn = kernel_name(prefix, n, wk, ins, out)
         fn, template = ref_fn, TEMPLATE[n.op]
-        variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if variant is not None:
             fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
                                                    else FAST_TEMPLATE[variant])
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
-            req = _req32(n, ins)
+            req = req32(n, ins)
             if req is not None:
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
                                      f"{n.name}: 32-bit requantization (m, o, s)"))
@@ -207,6 +204,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                 fast_codes.add("dw")
                 pair_shorts.add(SHORT[ins[0].dtype])
                 codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
+            elif variant == "fast4":
+                fast_codes |= {"i8", "fast4"}
+                pair_shorts.add(SHORT[ins[0].dtype])
             elif variant in ("fastu", "fastu3"):
                 fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}
                 im2col["raw"] = {"short": "raw", "ctype": "uint8_t", "dst_t": "uint32_t",
@@ -220,7 +220,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         elif wk is not None:
             codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
         if fn not in bodies:
-            proto = _prototype(prefix, fn, ins, out)
+            proto = prototype(prefix, fn, ins, out)
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
                    "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn, "p": prefix, "P": P,
@@ -269,7 +269,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
         "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
         "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
-        "uses_dw_fast": "dw" in fast_codes,
+        "uses_dw_fast": "dw" in fast_codes, "uses_fast4": "fast4" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,
@@ -288,60 +288,3 @@ def write(g: Graph, outdir: Path, kernels: str = "optimized",
         for name, text in model.files.items():
             (tmp / name).write_text(text)
     return model
-
-
-def _req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
-    """The proven 32-bit requantization constants of a layer (toolchain/ir/requant32) or None
-    (a residual input, or a channel without exact int32 constants)."""
-    if len(ins) != 1:
-        return None
-    a = n.arrays
-    lo, hi = n.attrs["clamp"]
-    return layer_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"], a["shift"],
-                           (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
-
-
-def _params(g: Graph, n: Node) -> dict:
-    out = g.tensors[n.output]
-    ins = g.tensors[n.inputs[0]]
-    a = n.attrs
-    p: dict = {**record.defaults(), "in_c": ins.size, "out_c": out.size}
-    if "in_shape" in a:
-        p["in_h"], p["in_w"], p["in_c"] = a["in_shape"]
-        if len(out.shape) == 3:
-            p["out_h"], p["out_w"], p["out_c"] = out.shape
-        else:  # global pooling to a flat vector
-            p["out_c"] = out.shape[-1]
-        p["k_h"], p["k_w"] = a.get("kernel", a.get("pool"))
-        p["stride_h"], p["stride_w"] = a["stride"]
-        p["pad_t"], p["pad_l"] = a["pad"][0], a["pad"][2]
-    elif n.op == "add":
-        c = int(a["out_channels"])
-        p["out_c"], p["out_h"] = c, out.size // c
-    if "clamp" in a:
-        lo, hi = a["clamp"]
-        p["clamp_min"], p["clamp_max"] = literal(lo, "int32_t"), literal(hi, "int32_t")
-    return p
-
-
-def _kernel_name(prefix: str, n: Node, wk: str | None, ins: list[Tensor], out: Tensor) -> str:
-    """<prefix><op>[_<weights>]_<input types>_<output type>[_res<type>] (CMSIS-NN style)."""
-    sig = [SHORT[t.dtype] for t in ins]
-    if n.op in ("conv2d", "depthwise_conv2d", "dense"):
-        fn = f"{prefix}{OP_NAME[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
-        return fn + (f"_res{sig[1]}" if len(ins) == 2 else "")
-    if n.op == "add":
-        return f"{prefix}add_{sig[0]}_{sig[1]}_{SHORT[out.dtype]}"
-    if n.op == "maxpool":
-        return f"{prefix}maxpool_{sig[0]}"
-    if n.op == "avgpool":
-        return f"{prefix}avgpool_{sig[0]}_{SHORT[out.dtype]}"
-    raise StqError(f"layer '{n.name}': no C kernel for op {n.op}")  # pragma: no cover
-
-
-def _prototype(prefix: str, fn: str, ins: list[Tensor], out: Tensor) -> str:
-    params = [f"const {CTYPE[ins[0].dtype]} *in"]
-    if len(ins) == 2:
-        params.append(f"const {CTYPE[ins[1].dtype]} *res")
-    params += [f"{CTYPE[out.dtype]} *out", f"const {prefix}layer_params_t *p"]
-    return f"void {fn}({', '.join(params)})"
