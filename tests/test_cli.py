@@ -36,9 +36,15 @@ def test_convert_writes_artifact_c_and_summary(digits_h5: Path, tmp_path: Path, 
     header = (out / "c" / "model.h").read_text()
     assert f'#define STQ_MODEL_HASH "{summary["hash"]}"' in header
     assert "#define STQ_INPUT_BYTES 64u" in header
-    assert "stq_t3(" in (out / "c" / "kernels.c").read_text()
+    # the ternary base-3 layer runs the optimized kernel (rows decoded to 2-bit), the int8 dense
+    # layer the reference loop, and the text summary says so instead of "optimized kernels"
+    assert "stq_t3_to_t2(" in (out / "c" / "kernels.c").read_text()
+    assert [x["optimized"] for x in summary["layers"] if x["op"] == "conv2d"] == [True, True]
     # converting again gives the same hash (deterministic) and replaces the sources
     assert main(["convert", str(digits_h5), "-o", str(out), "--packing", "base3"]) == 0
+    text = capsys.readouterr().out
+    n_opt = sum(x["optimized"] for x in summary["layers"])
+    assert f"optimized kernels on {n_opt} of {len(summary['layers'])} layers, reference on" in text
     assert json.loads((out / "convert.json").read_text())["hash"] == summary["hash"]
 
 

@@ -42,13 +42,18 @@ def _op(layer: codegen.Layer) -> str:
 
 
 @pytest.mark.parametrize("packing", ["2bit", "base3"])
-@pytest.mark.parametrize("probe", ["residual", "depthwise", "cnn"])
+@pytest.mark.parametrize("probe", ["residual", "depthwise", "cnn", "shapes"])
 def test_scratch_sizes_come_from_the_c_buffer_size_functions(probe: str, packing: str,
                                                             tmp_path: Path) -> None:
     """The converter's scratch sizes (selection.fast_buffer_bytes, which size the static
     scratch) equal what the C *_get_buffer_size() functions return for every optimized layer
-    (conv fast/fastu/fastu3, depthwise fast)."""
-    g = frontend.convert_model(randomized(probe), name=probe)
+    (conv fast/fast4/fastu/fastu3, depthwise fast)."""
+    if probe == "shapes":  # random layers on a 3-channel input (conv fast4, fastu, fastu3)
+        from test_kernel_shapes import _graph
+
+        g = _graph(4, "uint8", 3, packing)
+    else:
+        g = frontend.convert_model(randomized(probe), name=probe)
     g.options["packing"] = packing
     model = codegen.write(g, tmp_path / "c")
     fast = [x for x in model.layers if x.kernel != x.ref_kernel]

@@ -42,14 +42,16 @@ def _expected(g: Graph, x: np.ndarray) -> bytes:
     return reference.run(g, x)[g.output].reshape(-1).astype(dt).tobytes()
 
 
-def _check_on_qemu(g: Graph, outdir: Path, build_dir: Path, n: int) -> None:
+def _check_on_qemu(g: Graph, outdir: Path, build_dir: Path, n: int,
+                   xs: np.ndarray | None = None) -> None:
     summary = convert_graph(g, outdir)
     assert summary["kernels"] == "optimized"
     kernels_c = (outdir / "c" / "kernels.c").read_text()
     fast = [n for n in g.nodes if n.op == "conv2d"]
     assert not fast or re.search(r"_fastu?\(", kernels_c)
     result = build(outdir, load_board(BOARD), build_dir)
-    xs = _random_inputs(g, n, seed=len(g.nodes))
+    if xs is None:
+        xs = _random_inputs(g, n, seed=len(g.nodes))
     with QemuBoard(result.elf, timeout=240) as qemu:
         with StqDevice.open(qemu.port_url, timeout=60) as dev:
             bad = []
@@ -61,18 +63,35 @@ def _check_on_qemu(g: Graph, outdir: Path, build_dir: Path, n: int) -> None:
     assert not bad, f"{g.name}: QEMU output differs from the reference on inputs {bad}"
 
 
-@pytest.mark.parametrize("probe", ["cnn", "residual", "depthwise"])
-def test_probe_fast_kernels_bit_exact_on_qemu(tmp_path: Path, probe: str) -> None:
+@pytest.mark.parametrize("probe,packing", [("cnn", "2bit"), ("residual", "2bit"),
+                                           ("depthwise", "2bit"), ("depthwise", "base3")])
+def test_probe_fast_kernels_bit_exact_on_qemu(tmp_path: Path, probe: str, packing: str) -> None:
+    """Depthwise (SMLABB) and base-3 (decoded rows, USADA8) kernels included."""
     g = convert_model(randomized(probe), name=probe)
+    g.options["packing"] = packing
     assert any(n.op == "conv2d" for n in g.nodes)
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
 
 
-def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
-    from toolchain.training import zoo
+def test_random_layers_bit_exact_on_qemu(tmp_path: Path) -> None:
+    """Random shapes, strides, paddings and all-+1/-1/0 weights (tests/test_kernel_shapes.py)
+    through the ARM (DSP intrinsics and inline assembly) path."""
+    from test_kernel_shapes import _graph
 
-    g = convert_model(zoo.resnet8("stq"), name="resnet8")
-    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=3)
+    g = _graph(2, "uint8", 12, "2bit")
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
+
+
+def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
+    """ResNet-8 with batch norm calibrated on data (checked non-degenerate: outputs vary, most
+    activations of every layer non-zero), on its evaluation images."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from models import calibrated_graph
+
+    g, xs, _ = calibrated_graph("resnet8", n_cal=64, n_eval=3)
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=3, xs=xs)
 
 
 def test_reference_kernels_stay_selectable(tmp_path: Path) -> None:

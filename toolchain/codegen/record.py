@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolchain.codegen.carrays import literal
-from toolchain.ir.graph import Graph, Node
-
 
 @dataclass(frozen=True)
 class Field:
@@ -66,27 +63,3 @@ RECORD_BYTES = 4 * len(FIELDS)  # int32 and 32-bit pointers on Cortex-M
 def defaults() -> dict[str, str]:
     """The value of every field of a layer that sets none (C literals)."""
     return {f.name: f.default for f in FIELDS}
-
-
-def layer_values(g: Graph, n: Node) -> dict:
-    """The record of layer n as C literals, field by field."""
-    out = g.tensors[n.output]
-    ins = g.tensors[n.inputs[0]]
-    a = n.attrs
-    p: dict = {**defaults(), "in_c": ins.size, "out_c": out.size}
-    if "in_shape" in a:
-        p["in_h"], p["in_w"], p["in_c"] = a["in_shape"]
-        if len(out.shape) == 3:
-            p["out_h"], p["out_w"], p["out_c"] = out.shape
-        else:  # global pooling to a flat vector
-            p["out_c"] = out.shape[-1]
-        p["k_h"], p["k_w"] = a.get("kernel", a.get("pool"))
-        p["stride_h"], p["stride_w"] = a["stride"]
-        p["pad_t"], p["pad_l"] = a["pad"][0], a["pad"][2]
-    elif n.op == "add":
-        c = int(a["out_channels"])
-        p["out_c"], p["out_h"] = c, out.size // c
-    if "clamp" in a:
-        lo, hi = a["clamp"]
-        p["clamp_min"], p["clamp_max"] = literal(lo, "int32_t"), literal(hi, "int32_t")
-    return p

@@ -24,7 +24,8 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
                  model_input: bool = False) -> str | None:
     """Which optimized kernel layer n gets: "fastu" (ternary 2-bit weights, input values all in
     0..255: byte masks and USADA8), "fastu3" (the same for base-3 weights, decoded to 2-bit
-    rows in scratch once per call), "fast" (int16 pairs and SMLAD) or None (the reference).
+    rows in scratch once per call), "fast4" (int8 weights on a 3-channel input, padded to 4
+    per tap), "fast" (int16 pairs and SMLAD) or None (the reference).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
     if (kernels == "optimized" and n.op == "depthwise_conv2d" and wk is not None
             and src.dtype in ("int8", "uint8") and int(n.attrs["in_shape"][2]) % 4 == 0):
@@ -34,6 +35,8 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     in_range = src.dtype == "uint8" or (src.qmin >= 0 and src.qmax <= 255 and not model_input)
     if wk == "t3":
         return "fastu3" if in_range else None
+    if wk == "i8" and int(n.attrs["in_shape"][2]) == 3 and not n.has_residual:
+        return "fast4"  # weights padded to 4 channels per tap (writer.py)
     return "fastu" if wk == "t2" and in_range else "fast"
 
 
@@ -44,9 +47,10 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     patch per group, plus one int32 per output channel; "fastu3" adds the decoded 2-bit rows:
     <prefix>conv2d_fastu3_get_buffer_size()) compute it; a test compiles those on
     the host and compares them with this for every layer kind."""
-    if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): pairs, tap offsets
-        taps = int(p["k_h"]) * int(p["k_w"])
-        return 8 * taps * (int(p["in_c"]) // 4) + 4 * taps
+    if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): weight pairs
+        return 8 * int(p["k_h"]) * int(p["k_w"]) * (int(p["in_c"]) // 4)
+    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): one group per tap
+        return FAST_PIXELS * 8 * int(p["k_h"]) * int(p["k_w"])
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
     if variant in ("fastu", "fastu3"):
         decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows

@@ -24,7 +24,7 @@ from toolchain import __version__
 from toolchain.codegen import record
 from toolchain.codegen.carrays import CArray, cname
 from toolchain.codegen.docs import kernel_doc
-from toolchain.codegen.names import CTYPE, SHORT, kernel_name, prototype
+from toolchain.codegen.layer_c import CTYPE, SHORT, kernel_name, params, prototype, req32
 from toolchain.codegen.selection import (
     FAST_PIXELS,
     KERNELS,
@@ -38,9 +38,8 @@ from toolchain.codegen.tflite import tfl_layer
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
-from toolchain.ir.graph import TFLITE_OPS, Graph, Node, Tensor
+from toolchain.ir.graph import TFLITE_OPS, Graph
 from toolchain.ir.packing import pack, pack_rows
-from toolchain.ir.requant32 import depthwise_constants
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 from toolchain.memory.planner import ArenaPlanner
 
@@ -48,8 +47,8 @@ WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int
 TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
                                                    "maxpool", "avgpool", "add")}
 DW_FAST_TEMPLATE = "optimized/dwconv_fast.c.j2"
-FAST_TEMPLATE = {"fast": "optimized/conv2d_fast.c.j2", "fastu": "optimized/conv2d_fastu.c.j2",
-                 "fastu3": "optimized/conv2d_fastu.c.j2"}
+FAST_TEMPLATE = {"fast4": "optimized/conv2d_fast4.c.j2", "fast": "optimized/conv2d_fast.c.j2",
+                 "fastu": "optimized/conv2d_fastu.c.j2", "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
            "model.c": "schedule/model.c.j2", "weights.c": "schedule/weights.c.j2",
            "kernels.c": "schedule/kernels.c.j2"}
@@ -181,16 +180,18 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                                 "x".join(map(str, out.shape)), out.dtype, t.p,
                                 [a.symbol for a in t.arrays]))
             continue
-        p = record.layer_values(g, n)
+        p = params(g, n)
         start = len(arrays)
-        wk = None
+        wk = weight_code(n, packing) if "weights" in n.arrays else None
+        variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if "weights" in n.arrays:
-            wk = weight_code(n, packing)
             w = n.arrays["weights"]
             if n.op == "depthwise_conv2d":
                 data = w.astype(np.int8).reshape(-1) if wk == "i8" else pack(w, packing)
                 p["row_bytes"] = 0
             else:
+                if variant == "fast4":  # 3 channels padded to 4 per tap (a 0 weight)
+                    w = np.pad(w, ((0, 0), (0, 0), (0, 0), (0, 1)))
                 rows = w.reshape(w.shape[0], -1)
                 if wk == "i8":
                     data, p["row_bytes"] = rows.astype(np.int8).reshape(-1), rows.shape[1]
@@ -210,21 +211,23 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
 
         ref_fn = kernel_name(prefix, n, wk, ins, out)
         fn, template = ref_fn, TEMPLATE[n.op]
-        variant = fast_variant(n, wk, ins[0], kernels, n.inputs[0] == g.input)
         if variant is not None:
             fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
                                                    else FAST_TEMPLATE[variant])
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
+            req = req32(n, ins)
+            if req is not None:
+                arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
+                                     f"{n.name}: 32-bit requantization (m, o, s)"))
+                p["req32"] = f"{prefix}q_{base}_req32"
+                weight_bytes[n.name] += arrays[-1].nbytes
             if n.op == "depthwise_conv2d":
                 fast_codes.add("dw")
                 pair_shorts.add(SHORT[ins[0].dtype])
                 codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
-                req = _req32(n, ins)
-                if req is not None:
-                    arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
-                                         f"{n.name}: 32-bit requantization (m, o, s)"))
-                    p["req32"] = f"{prefix}q_{base}_req32"
-                    weight_bytes[n.name] += arrays[-1].nbytes
+            elif variant == "fast4":
+                fast_codes |= {"i8", "fast4"}
+                pair_shorts.add(SHORT[ins[0].dtype])
             elif variant in ("fastu", "fastu3"):
                 fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}
                 im2col["raw"] = {"short": "raw", "ctype": "uint8_t", "dst_t": "uint32_t",
@@ -290,7 +293,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
         "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
         "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
-        "uses_dw_fast": "dw" in fast_codes,
+        "uses_dw_fast": "dw" in fast_codes, "uses_fast4": "fast4" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,
@@ -311,20 +314,4 @@ def write(g: Graph, outdir: Path, kernels: str = "optimized",
         for name, text in model.files.items():
             (tmp / name).write_text(text)
     return model
-
-
-def _req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
-    """The proven 32-bit requantization constants of a depthwise layer (toolchain/ir/requant32)
-    or None (a residual input, or a channel without exact int32 constants)."""
-    if len(ins) != 1:
-        return None
-    a = n.arrays
-    lo, hi = n.attrs["clamp"]
-    return depthwise_constants(a["weights"], a["mult"], a["offset"], a["shift"],
-                               (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
-
-
-
-
-
 

@@ -60,17 +60,24 @@ def channel_constants(mult: int, offset: int, shift: int, clamp: tuple[int, int]
     return None
 
 
-def depthwise_constants(weights: np.ndarray, mult: np.ndarray, offset: np.ndarray,
-                        shift: np.ndarray, clamp: tuple[int, int], xlo: int, xhi: int
-                        ) -> np.ndarray | None:
-    """Per channel (m, o, s) as an int32 array [m0, o0, s0, m1, ...] for a depthwise layer
-    with HWC weights, or None when some channel has none."""
-    w = np.asarray(weights).reshape(-1, np.asarray(weights).shape[-1])
+def layer_constants(rows: np.ndarray, mult: np.ndarray, offset: np.ndarray, shift: np.ndarray,
+                    clamp: tuple[int, int], xlo: int, xhi: int) -> np.ndarray | None:
+    """Per output channel (m, o, s) as an int32 array [m0, o0, s0, m1, ...], ``rows`` holding
+    each channel's weights (one row per channel), or None when some channel has none."""
     out = []
-    for c in range(w.shape[1]):
-        amin, amax = acc_range(w[:, c], xlo, xhi)
+    for c, row in enumerate(np.asarray(rows)):
+        amin, amax = acc_range(row, xlo, xhi)
         k = channel_constants(int(mult[c]), int(offset[c]), int(shift[c]), clamp, amin, amax)
         if k is None:
             return None
         out.extend(k)
     return np.asarray(out, dtype=np.int32)
+
+
+def node_rows(op: str, weights: np.ndarray) -> np.ndarray:
+    """Each output channel's weights as one row: conv OHWI -> (O, H*W*I), depthwise HWC ->
+    (C, H*W)."""
+    w = np.asarray(weights)
+    if op == "depthwise_conv2d":
+        return w.reshape(-1, w.shape[-1]).T
+    return w.reshape(w.shape[0], -1)

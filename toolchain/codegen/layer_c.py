@@ -1,0 +1,74 @@
+"""Per-layer pieces of the C export: the parameter record's values, kernel names and
+prototypes, and the proven 32-bit requantization constants (toolchain/ir/requant32.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from toolchain.codegen import record
+from toolchain.codegen.carrays import literal
+from toolchain.errors import StqError
+from toolchain.ir.graph import Graph, Node, Tensor
+from toolchain.ir.requant32 import layer_constants, node_rows
+
+CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
+SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
+OP_NAME = {"conv2d": "conv2d", "depthwise_conv2d": "dwconv2d", "dense": "dense",
+           "maxpool": "maxpool", "avgpool": "avgpool", "add": "add"}
+
+
+def req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
+    """The proven 32-bit requantization constants of a layer (toolchain/ir/requant32) or None
+    (a residual input, or a channel without exact int32 constants)."""
+    if len(ins) != 1:
+        return None
+    a = n.arrays
+    lo, hi = n.attrs["clamp"]
+    return layer_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"], a["shift"],
+                           (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
+
+
+def params(g: Graph, n: Node) -> dict:
+    out = g.tensors[n.output]
+    ins = g.tensors[n.inputs[0]]
+    a = n.attrs
+    p: dict = {**record.defaults(), "in_c": ins.size, "out_c": out.size}
+    if "in_shape" in a:
+        p["in_h"], p["in_w"], p["in_c"] = a["in_shape"]
+        if len(out.shape) == 3:
+            p["out_h"], p["out_w"], p["out_c"] = out.shape
+        else:  # global pooling to a flat vector
+            p["out_c"] = out.shape[-1]
+        p["k_h"], p["k_w"] = a.get("kernel", a.get("pool"))
+        p["stride_h"], p["stride_w"] = a["stride"]
+        p["pad_t"], p["pad_l"] = a["pad"][0], a["pad"][2]
+    elif n.op == "add":
+        c = int(a["out_channels"])
+        p["out_c"], p["out_h"] = c, out.size // c
+    if "clamp" in a:
+        lo, hi = a["clamp"]
+        p["clamp_min"], p["clamp_max"] = literal(lo, "int32_t"), literal(hi, "int32_t")
+    return p
+
+
+def kernel_name(prefix: str, n: Node, wk: str | None, ins: list[Tensor], out: Tensor) -> str:
+    """<prefix><op>[_<weights>]_<input types>_<output type>[_res<type>] (CMSIS-NN style)."""
+    sig = [SHORT[t.dtype] for t in ins]
+    if n.op in ("conv2d", "depthwise_conv2d", "dense"):
+        fn = f"{prefix}{OP_NAME[n.op]}_{wk}_{sig[0]}_{SHORT[out.dtype]}"
+        return fn + (f"_res{sig[1]}" if len(ins) == 2 else "")
+    if n.op == "add":
+        return f"{prefix}add_{sig[0]}_{sig[1]}_{SHORT[out.dtype]}"
+    if n.op == "maxpool":
+        return f"{prefix}maxpool_{sig[0]}"
+    if n.op == "avgpool":
+        return f"{prefix}avgpool_{sig[0]}_{SHORT[out.dtype]}"
+    raise StqError(f"layer '{n.name}': no C kernel for op {n.op}")  # pragma: no cover
+
+
+def prototype(prefix: str, fn: str, ins: list[Tensor], out: Tensor) -> str:
+    params = [f"const {CTYPE[ins[0].dtype]} *in"]
+    if len(ins) == 2:
+        params.append(f"const {CTYPE[ins[1].dtype]} *res")
+    params += [f"{CTYPE[out.dtype]} *out", f"const {prefix}layer_params_t *p"]
+    return f"void {fn}({', '.join(params)})"
