@@ -23,7 +23,8 @@ from toolchain.errors import StqError
 
 # The sub-command modules, in pipeline order; each holds a COMMANDS list (toolchain.cli.command).
 GROUPS = ("toolchain.cli.train", "toolchain.cli.model", "toolchain.cli.firmware",
-          "toolchain.cli.validate", "toolchain.cli.robustness", "toolchain.cli.demo")
+          "toolchain.cli.validate", "toolchain.cli.robustness", "toolchain.cli.demo",
+          "toolchain.cli.experiment")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

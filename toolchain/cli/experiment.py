@@ -1,0 +1,65 @@
+"""`stq experiment`: the method's experiment (fp, int8, stq, stq-jr, Quanos, ensemble)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from toolchain.cli.command import Command
+
+DOC = """\
+For a dataset and a zoo model family: train fp, int8, stq, Quanos and (by a per-layer JR search
+on a validation split) stq-jr; convert each (and every --baseline model); link int8 + stq +
+Quanos into one ensemble firmware; build everything for the board; validate each on the device
+(bit-exact against the host reference); attack each on the host and replay every adversarial
+input on the device; write one report (Markdown, HTML, JSON, plots). Finished stages are
+cached: an interrupted run resumes where it stopped."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from toolchain.pipeline.experiment import BUDGETS, ExperimentConfig
+
+    d = ExperimentConfig()
+    p.add_argument("-o", "--output", default=str(d.out), metavar="OUTDIR")
+    p.add_argument("--model", default=d.model, help="zoo model family (resnet8, dscnn, ...)")
+    p.add_argument("--dataset", default=d.dataset, help="cifar10, svhn, speech_commands, digits")
+    p.add_argument("--data-dir", help="local dataset folder (nothing is downloaded)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per variant")
+    p.add_argument("--limit", type=int, default=d.limit, help="training examples per variant")
+    p.add_argument("--board", default=d.board, help="emulated board to run on")
+    p.add_argument("--validate-limit", type=int, default=d.validate_limit,
+                   help="test inputs validated on the device per model")
+    p.add_argument("--budget", default=d.budget, choices=sorted(BUDGETS),
+                   help="attack budget (quick: few images and iterations)")
+    p.add_argument("--attack-limit", type=int, help="images attacked (default: the budget's)")
+    p.add_argument("--eps", type=float, action="append", help="L-inf epsilon (repeatable)")
+    p.add_argument("--jr-candidates", type=int, default=d.jr_candidates,
+                   help="per-layer JR weight vectors searched (1-4)")
+    p.add_argument("--baseline", action="append", default=[], metavar="MODEL",
+                   help="an external baseline model to convert, deploy and attack too")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolchain.pipeline.experiment import ExperimentConfig, run_experiment
+
+    cfg = ExperimentConfig(out=Path(args.output), model=args.model, dataset=args.dataset,
+                           data_dir=args.data_dir, epochs=args.epochs, limit=args.limit,
+                           board=args.board, validate_limit=args.validate_limit,
+                           budget=args.budget, attack_limit=args.attack_limit,
+                           eps=tuple(args.eps or ()), jr_candidates=args.jr_candidates,
+                           baselines=list(args.baseline),
+                           command="stq " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    s = run_experiment(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(s, indent=1, default=str))
+    else:
+        print(f"[experiment] done in {s['seconds']:.0f} s. Report: {s['report']['md']}")
+    return 0
+
+
+COMMANDS = [Command("experiment", "the method's experiment: fp/int8/stq/stq-jr/Quanos/"
+                    "ensemble on host and device", DOC, add_arguments, run)]

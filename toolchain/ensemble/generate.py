@@ -1,0 +1,72 @@
+"""Write an ensemble OUTDIR: every member's C with its own symbol prefix (m1_, m2_, ...) plus a
+small wrapper that exposes the standard ``stq_model_*`` API (model.h) to the firmware, runs
+each member on the same input and combines their outputs (toolchain/ensemble/combine.py).
+
+OUTDIR/ensemble.json (members, weights, hash), OUTDIR/members/m<i>.stqa (the member
+artifacts, for the host reference), OUTDIR/c/ (what `stq build` compiles); all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from toolchain import __version__
+from toolchain.codegen import writer as codegen
+from toolchain.ensemble.combine import MANIFEST, WEIGHT_BITS, Ensemble
+from toolchain.fsutil import atomic_dir, ensure_writable_dir
+from toolchain.ir import artifact
+from toolchain.ir.graph import Graph
+
+WRAPPER = {"model.h": "api/ensemble.h.j2", "model.c": "schedule/ensemble.c.j2",
+           "kernels.h": "api/ensemble_kernels.h.j2", "kernels.c": "schedule/ensemble_combine.c.j2",
+           "weights.c": "schedule/ensemble_weights.c.j2"}
+
+
+def write_ensemble(graphs: list[Graph], names: list[str], outdir: Path,
+                   kernels: str = "optimized") -> dict:
+    """Generate the ensemble folder; returns its manifest."""
+    ens = Ensemble(graphs, names)
+    prefixes = [f"m{i + 1}_" for i in range(len(graphs))]
+    cmodels = [codegen.generate(g, kernels, p) for g, p in zip(graphs, prefixes, strict=True)]
+    env = codegen._env()
+    t_in = graphs[0].tensors[graphs[0].input]
+    shape = list(t_in.shape) + [1] * (3 - len(t_in.shape))
+    members = [{"p": p, "P": p.upper(), "name": n, "hash": h, "weight": k,
+                "layers": len(g.nodes), "layer_names": [n.name for n in g.nodes],
+                "elem": g.tensors[g.output].itemsize,
+                "ctype": "int32_t" if g.tensors[g.output].itemsize == 4 else "int8_t",
+                "arena": cm.arena_bytes, "macs": g.macs()}
+               for p, n, h, k, g, cm in zip(prefixes, names, ens.hashes, ens.weights, graphs,
+                                            cmodels, strict=True)]
+    ctx = {"version": __version__, "hash": ens.hash, "name": "ensemble_" + "_".join(names),
+           "members": members, "in_h": shape[0], "in_w": shape[1], "in_c": shape[2],
+           "input_bytes": t_in.nbytes, "input_signed": int(t_in.dtype != "uint8"),
+           "input_dtype": t_in.dtype, "classes": ens.classes, "weight_bits": WEIGHT_BITS,
+           "layers": sum(m["layers"] for m in members), "macs": sum(m["macs"] for m in members),
+           "arena_bytes": sum(m["arena"] for m in members) + t_in.nbytes + 4 * ens.classes,
+           "scale": ens.scale}
+    manifest = ens.manifest(prefixes)
+    manifest["names"] = names
+    outdir = Path(outdir)
+    ensure_writable_dir(outdir.parent)
+    with atomic_dir(outdir) as tmp:
+        (tmp / "c").mkdir()
+        (tmp / "members").mkdir()
+        for cm in cmodels:
+            for fname, text in cm.files.items():
+                (tmp / "c" / fname).write_text(text)
+        for fname, tpl in WRAPPER.items():
+            (tmp / "c" / fname).write_text(env.get_template(tpl).render(**ctx))
+        for g, p in zip(graphs, prefixes, strict=True):
+            artifact.save(g, tmp / "members" / f"{p.rstrip('_')}.stqa")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def from_outdirs(dirs: list[Path], names: list[str], outdir: Path) -> dict:
+    """An ensemble of converted models (`stq convert` OUTDIRs)."""
+    from toolchain.reference import model as reference
+
+    graphs = [reference.load_artifact_dir(d) for d in dirs]
+    return write_ensemble(graphs, names, Path(outdir))
