@@ -20,10 +20,8 @@ import numpy as np
 
 from toolchain.ir.graph import Graph
 
-# ../shared next to the main checkout (/work/shared on the team machine)
-CIFAR_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "shared",
-                              Path("/work/shared")) if d.is_dir()),
-                 Path("/work/shared")) / "data" / "cifar10-subset"
+# ../shared beside the checkout (as in CI)
+CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 MODELS = ("resnet8", "resnet8_base3", "dscnn", "resnet8_int8", "digits")
 
 

@@ -25,8 +25,6 @@ from toolchain.pipeline.convert import convert
 from toolchain.reference import model as reference
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "resdw_tfkeras221.h5"
-if not SHARED.is_file():
-    SHARED = Path("/work/shared/models/resdw_tfkeras221.h5")
 
 
 def _as_newer_keras(src: Path, dst: Path, version: str = "2.21.0") -> None:

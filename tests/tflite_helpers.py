@@ -10,7 +10,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE / "tflite"
-SHARED = Path("/work/shared") if Path("/work/shared").is_dir() else HERE.parent.parent / "shared"
+SHARED = HERE.parent.parent / "shared"  # ../shared beside the checkout, as in CI
 RESNET = SHARED / "models" / "mlperf_tiny_ic_resnet8_int8.tflite"
 CIFAR = SHARED / "data" / "cifar10-subset" / "cifar-10-batches-py" / "test_batch"
 KERAS_MADE = ("dw1_maxpool_dense_softmax", "dw2_avgpool_gap", "pad_add_pools",
