@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from toolchain.cli.command import Command
+from toolchain.farm.cli import add_farm_arguments
 
 # --- stq validate ------------------------------------------------------------------------------
 
@@ -22,7 +23,9 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", required=True,
                    help="netduinoplus2 (QEMU), virtual (host build over a pty), or the board "
                         "flashed behind --port")
-    p.add_argument("--port", help="serial port or pyserial URL (/dev/ttyACM0, socket://H:P)")
+    p.add_argument("--port", action="append",
+                   help="serial port or pyserial URL (/dev/ttyACM0, socket://H:P); repeat it to "
+                        "shard the inputs over several boards")
     p.add_argument("--artifact", type=Path, default=Path("out/digits"),
                    help="OUTDIR of `stq convert` (default out/digits)")
     p.add_argument("--dataset", default="digits", help="test split to run (default digits)")
@@ -35,16 +38,21 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("out/validate"),
                    help="report directory (default out/validate)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_farm_arguments(p)
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from toolchain.farm.cli import farm_from_args
     from toolchain.validate.run import ValidateConfig, env_progress_default, validate
 
+    progress = not args.no_progress and env_progress_default()
+    farm = farm_from_args(args, args.artifact, args.output, args.port, progress)
     cfg = ValidateConfig(
-        board=args.board, artifact=args.artifact, out_dir=args.output, port=args.port,
+        board=args.board, artifact=args.artifact, out_dir=args.output,
+        port=args.port[0] if args.port and farm is None else None, farm=farm,
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
-        progress=not args.no_progress and env_progress_default(),
+        progress=progress,
     )
     s = validate(cfg)
     print(f"validate: {s['bit_exact']}/{s['validated']} bit-exact, top-1 agreement "

@@ -67,8 +67,14 @@ def model_label(path: Path) -> str:
 
 @contextmanager
 def _device(g: Any, artifact: Path | None, backend: str, board: str | None, port: str | None,
-            elf: Path | None, workdir: Path) -> Iterator[oracles.Oracle | None]:
+            elf: Path | None, workdir: Path, farm: Any = None) -> Iterator[Any]:
     """The second integer backend to compare with the reference (device or host C), if any."""
+    if farm is not None:  # several devices (toolchain.farm): a FarmOracle
+        from toolchain.farm.attack import FarmOracle
+
+        with FarmOracle(g, farm) as fo:
+            yield fo
+        return
     if g is None or (board is None and port is None and backend == "reference"):
         yield None
         return
@@ -80,9 +86,12 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, datas
              out: Path, backend: str = "reference", board: str | None = None,
              port: str | None = None, elf: Path | None = None,
              transfer_from: tuple[Path, ...] = (), label: str | None = None,
-             log: Callable[[str], None] = print, keras_model: Any = None) -> dict:
+             log: Callable[[str], None] = print, keras_model: Any = None,
+             farm: Any = None) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
-    (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5."""
+    (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5.
+    ``farm`` (a toolchain.farm FarmSpec): black-box attacks one image per work item over its
+    devices (toolchain.farm.attack), the same bytes on any number of devices."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
     from toolchain.training import datasets
@@ -98,7 +107,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, datas
     keras_o = oracles.KerasOracle(keras, "keras")
     label = label or model_label(model_path)
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
-                         "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from]},
+                         "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from],
+                         **({"per_image": True} if farm is not None else {})},
                         sort_keys=True, default=str)
     done = _read_chunks(out / CHUNKS, run_id)
     if done:
@@ -106,7 +116,7 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, datas
     stats: dict[str, dict] = {}
     advs: dict[str, np.ndarray] = {}
     with ExitStack() as stack:
-        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out))
+        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out, farm))
         attack_oracle = device if device is not None else host
         chunks_f = stack.enter_context(open(out / CHUNKS, "a"))
         counted = oracles.CountedOracle(attack_oracle, None, out / QUERIES, {"model": label})
@@ -149,6 +159,11 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, datas
                     elif not blackbox:
                         wb_clf = wb_clf or A.tf_classifier(keras, cfg.clip)
                         a = A.white_box(base, wb_clf, x[sl], y[sl], cfg, eps)
+                    elif farm is not None:  # sharded by image over the farm's devices
+                        left = None if cfg.budget is None else cfg.budget - st["queries"]
+                        a, rec["queries"], rec["exhausted"] = (x[sl], 0, True) if st[
+                            "budget_exhausted"] else device.attack_chunk(base, x[sl], y[sl], cfg,
+                                                                         eps, start, left)
                     else:
                         spent = st["queries"]
                         counted.budget = None if cfg.budget is None else cfg.budget - spent
@@ -181,6 +196,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: A.AttackConfig, datas
                 f"[attack] {key}: {time.perf_counter() - t_key:.1f} s")
             advs[key] = adv
         result = score(label, g, host, keras_o, device, x, y, advs, stats, cfg)
+        if farm is not None:
+            result["farm"] = device.report()["farm"]
     result.update({"dataset": dataset, "model_path": str(model_path),
                    "artifact": str(artifact) if artifact else None, "config": cfg.as_dict(),
                    "attack_oracle": attack_oracle.name,

@@ -97,6 +97,10 @@ def write_reports(out: Path, summary: dict) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     items = _table(summary)
     md = ["# stq validate", "", "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in items]
+    if "farm" in summary["session"]:  # several devices: one row each (toolchain.farm)
+        from toolchain.farm.report import farm_table
+
+        md += ["", "## Devices", "", *farm_table(summary["session"]["farm"])]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                    for k, v in items)
