@@ -95,8 +95,8 @@ def square_run(keras: Any, h5: Path, artifact: Path, out: Path, farm: FarmSpec) 
     from toolchain.robustness import evaluate as E
     from toolchain.robustness.attacks import for_dataset
 
-    cfg = for_dataset("digits", attacks=("square",), eps=(0.1,), limit=4, chunk=4,
-                      square_iter=15, seed=3)
+    cfg = for_dataset("digits", attacks=("square",), eps=(0.1,), limit=3, chunk=3,
+                      square_iter=12, seed=3)
     return E.evaluate(h5, artifact, cfg, "digits", out, keras_model=keras, farm=farm,
                       log=lambda s: None)
 
@@ -128,7 +128,7 @@ def test_square_attack_on_two_boards_one_killed_equals_one_board(
     c1, c2 = chunks(tmp_path / "one"), chunks(tmp_path / "two")
     assert c1 == c2 and c1[("square@0.1", 0)][1] > 0  # same adversarial bytes, same queries
     adv = np.frombuffer(base64.b64decode(c1[("square@0.1", 0)][0]), "<f4")
-    x = np.asarray(datasets.load("digits").x_test[:4], np.float32).ravel()
+    x = np.asarray(datasets.load("digits").x_test[:3], np.float32).ravel()
     assert np.abs(adv - x).max() > 0.05  # the attack really changed the images
     assert scores(one) == scores(two) and two["host_device_mismatches"] == 0
 
@@ -150,3 +150,47 @@ def test_devices_file_and_errors(tmp_path: Path) -> None:
         FarmSpec(BOARD, tmp_path, tmp_path, devices_file=f).devices()
     assert FarmSpec(BOARD, tmp_path, tmp_path, ports=("socket://h:1", "socket://h:2")).is_farm()
     assert not FarmSpec(BOARD, tmp_path, tmp_path, ports=("socket://h:1",)).is_farm()
+
+
+@pytest.mark.slow
+def test_two_node_ray_cluster_equals_one_board(digits_h5: Path, digits_keras: Any,
+                                               digits_outdir: Path, elf: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Ray nodes on this host, each advertising one QEMU board: validation and a Square
+    attack give the one-board results."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from toolchain.validate.run import RESULTS, ValidateConfig, validate
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "resources": {"stq-board:a": 1}})
+    try:
+        cluster.add_node(num_cpus=1, resources={"stq-board:b": 1})
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+
+        def farm(out: Path) -> FarmSpec:
+            return FarmSpec(BOARD, digits_outdir, out, elf=elf, block=4, ray=cluster.address)
+
+        cfgs = [ValidateConfig(board=BOARD, artifact=digits_outdir, out_dir=tmp_path / d,
+                               limit=24, elf=elf, progress=False, farm=f)
+                for d, f in (("one", None), ("ray", farm(tmp_path / "ray")))]
+        one, two = validate(cfgs[0]), validate(cfgs[1])
+        hosts = {r["name"].split("@")[0]: r for r in two["session"]["farm"]["devices"]}
+        assert sorted(hosts) == ["a#0", "b#0"]  # one board on each node
+        assert all(r["items"] >= 1 and not r["failed"] for r in hosts.values())
+        assert strip_instructions(tmp_path / "one" / RESULTS) == \
+            strip_instructions(tmp_path / "ray" / RESULTS)
+        assert one["bit_exact"] == two["bit_exact"] == 24
+
+        a1 = square_run(digits_keras, digits_h5, digits_outdir, tmp_path / "a1",
+                        FarmSpec(BOARD, digits_outdir, tmp_path / "a1", qemu=1, elf=elf))
+        a2 = square_run(digits_keras, digits_h5, digits_outdir, tmp_path / "a2",
+                        farm(tmp_path / "a2"))
+        assert chunks(tmp_path / "a1") == chunks(tmp_path / "a2")
+        assert scores(a1) == scores(a2) and a2["host_device_mismatches"] == 0
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -122,7 +122,8 @@ class FarmOracle(oracles.IntegerOracle):
         self.farm = farm
         self.pool: Any = None
         self.wall_s = 0.0  # time spent in map calls
-        self.name = f"farm of {len(farm.devices())} devices ({farm.board or 'ports'})"
+        where = f"Ray cluster {farm.ray}" if farm.ray else f"{len(farm.devices())} devices"
+        self.name = f"farm of {where} ({farm.board or 'ports'})"
 
     def __enter__(self) -> FarmOracle:
         self.pool = scheduler.open_farm(self.farm, functools.partial(check_model, g=self.g))
