@@ -65,25 +65,36 @@ def strip_instructions(path: Path) -> list[str]:
             for line in path.read_text().splitlines()]
 
 
-def test_validate_on_two_boards_one_killed_equals_one_board(digits_outdir: Path, elf: Path,
-                                                            tmp_path: Path) -> None:
-    from toolchain.validate.run import RESULTS, ValidateConfig, validate
+def validate_run(artifact: Path, elf: Path, out: Path, farm: FarmSpec | None) -> dict:
+    from toolchain.validate.run import ValidateConfig, validate
 
-    def cfg(out: Path, farm: FarmSpec | None) -> ValidateConfig:
-        return ValidateConfig(board=BOARD, artifact=digits_outdir, out_dir=out, limit=32,
-                              elf=elf, progress=False, farm=farm)
+    return validate(ValidateConfig(board=BOARD, artifact=artifact, out_dir=out, limit=32,
+                                   elf=elf, progress=False, farm=farm))
 
-    one = validate(cfg(tmp_path / "one", None))
+
+@pytest.fixture(scope="module")
+def one_board(digits_outdir: Path, elf: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[dict, Path]:
+    """The plain one-board `stq validate` run every farm run must equal."""
+    out = tmp_path_factory.mktemp("one-board")
+    return validate_run(digits_outdir, elf, out, None), out
+
+
+def test_validate_on_two_boards_one_killed_equals_one_board(
+        digits_outdir: Path, elf: Path, one_board: tuple[dict, Path], tmp_path: Path) -> None:
+    from toolchain.validate.run import RESULTS
+
+    one, one_out = one_board
     killed: list[int] = []
     farm = FarmSpec(BOARD, digits_outdir, tmp_path / "farm", qemu=2, elf=elf, block=4,
                     on_item=killer("qemu1", 1, killed))
-    two = validate(cfg(tmp_path / "farm", farm))
+    two = validate_run(digits_outdir, elf, tmp_path / "farm", farm)
     assert killed, "the hook never killed qemu1"
     rows = {r["name"]: r for r in two["session"]["farm"]["devices"]}
     assert rows["qemu1"]["failed"] and rows["qemu1"]["requeued"] == 1
     assert rows["qemu0"]["items"] > rows["qemu1"]["items"] >= 1
     assert two["validated"] == one["validated"] == 32 and two["bit_exact"] == 32
-    a, b = tmp_path / "one" / RESULTS, tmp_path / "farm" / RESULTS
+    a, b = one_out / RESULTS, tmp_path / "farm" / RESULTS
     assert strip_instructions(a) == strip_instructions(b)
     ys = [json.loads(line)["y"] for line in a.read_text().splitlines()]
     assert len({tuple(y) for y in ys}) > 10  # outputs that vary across inputs
@@ -111,13 +122,21 @@ def scores(res: dict) -> list:
              r["linf_median"]) for r in res["rows"]] + [res["clean"]]
 
 
+@pytest.fixture(scope="module")
+def one_square(digits_h5: Path, digits_keras: Any, digits_outdir: Path, elf: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """The Square attack on one board (one image per call, seeded by image index)."""
+    out = tmp_path_factory.mktemp("one-square")
+    farm = FarmSpec(BOARD, digits_outdir, out, qemu=1, elf=elf)
+    return square_run(digits_keras, digits_h5, digits_outdir, out, farm), out
+
+
 def test_square_attack_on_two_boards_one_killed_equals_one_board(
         digits_h5: Path, digits_keras: Any, digits_outdir: Path, elf: Path,
-        tmp_path: Path) -> None:
+        one_square: tuple[dict, Path], tmp_path: Path) -> None:
     from toolchain.training import datasets
 
-    one = square_run(digits_keras, digits_h5, digits_outdir, tmp_path / "one",
-                     FarmSpec(BOARD, digits_outdir, tmp_path / "one", qemu=1, elf=elf))
+    one, one_out = one_square
     killed: list[int] = []
     farm = FarmSpec(BOARD, digits_outdir, tmp_path / "two", qemu=2, elf=elf,
                     on_item=killer("qemu1", 1, killed))
@@ -125,7 +144,7 @@ def test_square_attack_on_two_boards_one_killed_equals_one_board(
     assert killed
     rows = {r["name"]: r for r in two["farm"]["devices"]}
     assert rows["qemu1"]["failed"] and rows["qemu1"]["requeued"] == 1
-    c1, c2 = chunks(tmp_path / "one"), chunks(tmp_path / "two")
+    c1, c2 = chunks(one_out), chunks(tmp_path / "two")
     assert c1 == c2 and c1[("square@0.1", 0)][1] > 0  # same adversarial bytes, same queries
     adv = np.frombuffer(base64.b64decode(c1[("square@0.1", 0)][0]), "<f4")
     x = np.asarray(datasets.load("digits").x_test[:3], np.float32).ravel()
@@ -153,15 +172,16 @@ def test_devices_file_and_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_node_ray_cluster_equals_one_board(digits_h5: Path, digits_keras: Any,
-                                               digits_outdir: Path, elf: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_node_ray_cluster_equals_one_board(
+        digits_h5: Path, digits_keras: Any, digits_outdir: Path, elf: Path,
+        one_board: tuple[dict, Path], one_square: tuple[dict, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Two Ray nodes on this host, each advertising one QEMU board: validation and a Square
     attack give the one-board results."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    from toolchain.validate.run import RESULTS, ValidateConfig, validate
+    from toolchain.validate.run import RESULTS
 
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     cluster = Cluster(initialize_head=True, head_node_args={
@@ -174,23 +194,39 @@ def test_two_node_ray_cluster_equals_one_board(digits_h5: Path, digits_keras: An
         def farm(out: Path) -> FarmSpec:
             return FarmSpec(BOARD, digits_outdir, out, elf=elf, block=4, ray=cluster.address)
 
-        cfgs = [ValidateConfig(board=BOARD, artifact=digits_outdir, out_dir=tmp_path / d,
-                               limit=24, elf=elf, progress=False, farm=f)
-                for d, f in (("one", None), ("ray", farm(tmp_path / "ray")))]
-        one, two = validate(cfgs[0]), validate(cfgs[1])
+        one, one_out = one_board
+        two = validate_run(digits_outdir, elf, tmp_path / "ray", farm(tmp_path / "ray"))
         hosts = {r["name"].split("@")[0]: r for r in two["session"]["farm"]["devices"]}
         assert sorted(hosts) == ["a#0", "b#0"]  # one board on each node
         assert all(r["items"] >= 1 and not r["failed"] for r in hosts.values())
-        assert strip_instructions(tmp_path / "one" / RESULTS) == \
+        assert strip_instructions(one_out / RESULTS) == \
             strip_instructions(tmp_path / "ray" / RESULTS)
-        assert one["bit_exact"] == two["bit_exact"] == 24
+        assert one["bit_exact"] == two["bit_exact"] == 32
 
-        a1 = square_run(digits_keras, digits_h5, digits_outdir, tmp_path / "a1",
-                        FarmSpec(BOARD, digits_outdir, tmp_path / "a1", qemu=1, elf=elf))
+        a1, a1_out = one_square
         a2 = square_run(digits_keras, digits_h5, digits_outdir, tmp_path / "a2",
                         farm(tmp_path / "a2"))
-        assert chunks(tmp_path / "a1") == chunks(tmp_path / "a2")
+        assert chunks(a1_out) == chunks(tmp_path / "a2")
         assert scores(a1) == scores(a2) and a2["host_device_mismatches"] == 0
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_ray_missing_gives_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from toolchain.farm.ray_farm import cluster_devices, import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(StqError, match=r"--ray needs Ray, an optional extra: pip install "
+                                       r"'stq\[farm\]'"):
+        import_ray()
+    nodes = [{"Alive": True, "NodeManagerAddress": "10.0.0.5",
+              "Resources": {"CPU": 2.0, "stq-board:lab": 2.0, "stq-port:/dev/ttyACM0": 1.0}},
+             {"Alive": False, "NodeManagerAddress": "10.0.0.6",
+              "Resources": {"stq-board:gone": 1.0}}]
+    found = [(k, s.name, s.port) for k, s in cluster_devices(nodes)]
+    assert found == [("stq-board:lab", "lab#0@10.0.0.5", None),
+                     ("stq-board:lab", "lab#1@10.0.0.5", None),
+                     ("stq-port:/dev/ttyACM0", "/dev/ttyACM0@10.0.0.5", "/dev/ttyACM0")]

@@ -33,7 +33,14 @@ def farm_from_args(args: argparse.Namespace, artifact: Path, work_dir: Path,
         from toolchain.errors import StqError
 
         raise StqError(f"--block must be >= 1, got {args.block}")
-    return spec if spec.is_farm() else None
+    if not spec.is_farm():
+        return None
+    spec.devices()  # a bad devices file fails here, before anything is written
+    if spec.ray:
+        from toolchain.farm.ray_farm import import_ray
+
+        import_ray()
+    return spec
 
 
 def write_farm_table(out: Path, farm: dict) -> str:

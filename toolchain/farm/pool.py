@@ -52,7 +52,7 @@ class FarmSpec:
         if self.qemu < 0:
             raise StqError(f"--qemu must be >= 0, got {self.qemu}")
         named += [DeviceSpec(f"qemu{i}") for i in range(self.qemu)]
-        if not named:
+        if not named and not self.ray:  # on Ray the cluster's nodes bring the devices
             raise StqError("the farm has no devices: give --port (repeatable), --devices FILE "
                            "or --qemu N")
         dup = {d.name for d in named if [e.name for e in named].count(d.name) > 1}
