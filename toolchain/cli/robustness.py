@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from toolchain.cli.command import collect
+from toolchain.farm.cli import add_farm_arguments
 from toolchain.robustness.registry import BUDGETS, DEFAULT_ATTACKS
 
 # --- stq attack --------------------------------------------------------------------------------
@@ -51,7 +52,9 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated, from {','.join(names())} (default %(default)s)")
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--board", help="netduinoplus2 (QEMU) or virtual (host build over a pty)")
-    dev.add_argument("--port", help="serial port or pyserial URL of a flashed board")
+    dev.add_argument("--port", action="append",
+                     help="serial port or pyserial URL of a flashed board; repeat it to shard "
+                          "black-box attacks by image over several boards")
     dev.add_argument("--oracle", choices=("reference", "host-c"), default="reference",
                      help="black-box oracle without a device (default %(default)s)")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
@@ -90,6 +93,7 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("-o", "--output", type=Path, default=Path("out/attack"),
                    help="results directory (default out/attack)")
+    add_farm_arguments(p)
 
 
 def run_attack(args: argparse.Namespace) -> int:
@@ -111,19 +115,25 @@ def run_attack(args: argparse.Namespace) -> int:
         eot=args.eot, chunk=args.chunk, seed=args.seed,
         convergence=False if args.no_convergence else None,
         sanity=False if args.no_sanity else None)
-    if (args.board or args.port) and args.artifact is None:
-        raise StqError("--board/--port need --artifact (the converted model the device runs)")
+    from toolchain.farm.cli import farm_from_args, write_farm_table
+
+    farm = farm_from_args(args, args.artifact or Path("."), args.output, args.port)
+    if (args.board or args.port or farm) and args.artifact is None:
+        raise StqError("--board/--port/--qemu/--devices need --artifact (the converted model "
+                       "the device runs)")
     for p in (args.model, *args.transfer, *args.transfer_from):
         if not Path(p).is_file():
             raise StqError(f"model {p} does not exist")
     inputs = oracles.load_inputs(args.inputs, args.labels) if args.inputs else None
     res = attacks_eval.evaluate(
         args.model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,
-        board=args.board, port=args.port, elf=args.elf,
-        transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
-        progress=args.progress, transfer=tuple(args.transfer))
+        board=None if farm else args.board, port=None if farm or not args.port else args.port[0],
+        elf=args.elf, transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
+        progress=args.progress, transfer=tuple(args.transfer), farm=farm)
     paths = robustness_report.write_reports(args.output, [res])
     print(robustness_report.markdown([res]))
+    if "farm" in res:
+        print(write_farm_table(args.output, res["farm"]))
     print(f"results {args.output / 'results.json'}; report {paths['html']}")
     try:
         attacks_eval.check_equal(res)

@@ -16,6 +16,7 @@ from toolchain.cli.command import (
     positive_float,
     positive_int,
 )
+from toolchain.farm.cli import add_farm_arguments
 from toolchain.firmware.boards import load_board
 from toolchain.training.datasets import DATASETS
 
@@ -42,8 +43,10 @@ def add_link_arguments(p: argparse.ArgumentParser) -> None:
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     add_board_arguments(p, extra=", virtual (the host build over a pty), or the board flashed "
                         "behind --port")
-    p.add_argument("--port", type=port_url, help="serial port or pyserial URL of a flashed "
-                   "board (/dev/ttyACM0, socket://HOST:PORT, rfc2217://HOST:PORT)")
+    p.add_argument("--port", type=port_url, action="append",
+                   help="serial port or pyserial URL of a flashed board (/dev/ttyACM0, "
+                   "socket://HOST:PORT, rfc2217://HOST:PORT); repeat it to shard the inputs over "
+                   "several boards")
     p.add_argument("--artifact", type=Path, default=Path("out/digits"),
                    metavar="ARTIFACT_OR_OUTDIR", help="OUTDIR of `stq convert` (or its "
                    "model.stqa)")
@@ -64,19 +67,23 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serial", choices=("tcp", "pty"), default="tcp",
                    help="QEMU boards: the UART on a loopback TCP port (default) or on a pty "
                         "(/dev/pts/N, the path any serial tool can open)")
+    add_farm_arguments(p)
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from toolchain.farm.cli import farm_from_args
     from toolchain.validate.run import ValidateConfig, env_progress_default, validate
 
     if args.board != "virtual" and args.port is None:
         load_board(args.board)  # an unknown board fails now, listing the known ones
+    progress = not args.no_progress and not args.json and env_progress_default()
+    farm = farm_from_args(args, args.artifact, args.output, args.port, progress)
     cfg = ValidateConfig(
-        board=args.board, artifact=args.artifact, out_dir=args.output, port=args.port,
+        board=args.board, artifact=args.artifact, out_dir=args.output,
+        port=args.port[0] if args.port and farm is None else None, farm=farm,
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
-        give_up_after=args.give_up_after, serial=args.serial,
-        progress=not args.no_progress and not args.json and env_progress_default(),
+        give_up_after=args.give_up_after, serial=args.serial, progress=progress,
     )
     s = validate(cfg)
     if args.json:

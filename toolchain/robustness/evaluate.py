@@ -69,8 +69,14 @@ def model_label(path: Path) -> str:
 
 @contextmanager
 def _device(g: Any, artifact: Path | None, backend: str, board: str | None, port: str | None,
-            elf: Path | None, workdir: Path) -> Iterator[oracles.Oracle | None]:
+            elf: Path | None, workdir: Path, farm: Any = None) -> Iterator[Any]:
     """The second integer backend to compare with the reference (device or host C), if any."""
+    if farm is not None:  # several devices (toolchain.farm): a FarmOracle
+        from toolchain.farm.attack import FarmOracle
+
+        with FarmOracle(g, farm) as fo:
+            yield fo
+        return
     if g is None or (board is None and port is None and backend == "reference"):
         yield None
         return
@@ -118,12 +124,14 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
              transfer_from: tuple[Path, ...] = (), label: str | None = None,
              log: Callable[[str], None] = print, keras_model: Any = None,
              inputs: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False,
-             transfer: tuple[Path, ...] = ()) -> dict:
+             transfer: tuple[Path, ...] = (), farm: Any = None) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
     (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5;
     ``inputs`` (x in [0, 1], y) replace the dataset's test split; ``transfer`` adds the
     transfer matrix of this model and those (toolchain.robustness.transfer); a .tflite model
-    is attacked white-box through its float twin (robustness/twin.py)."""
+    is attacked white-box through its float twin (robustness/twin.py). ``farm`` (a
+    toolchain.farm FarmSpec): black-box attacks one image per work item over its devices
+    (toolchain.farm.attack), the same bytes on any number of devices."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
     from toolchain.robustness.masking import diagnose
@@ -151,13 +159,15 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     label = label or model_label(model_path)
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
                          "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from],
-                         "x": _digest(x, y)}, sort_keys=True, default=str)
+                         "x": _digest(x, y),
+                         **({"per_image": True} if farm is not None else {})},
+                        sort_keys=True, default=str)
     done = _read_chunks(out / CHUNKS, run_id)
     if done:
         log(f"[attack] resuming: {len(done)} finished chunks in {out / CHUNKS}")
     jobs = plan(cfg, transfer_from)
     with ExitStack() as stack:
-        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out))
+        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out, farm))
         attack_oracle = device if device is not None else host
         chunks_f = stack.enter_context(open(out / CHUNKS, "a"))
         counted = oracles.CountedOracle(attack_oracle, None, out / QUERIES, {"model": label})
@@ -180,7 +190,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
 
         bar = _progress(len(jobs), progress)
         for job in jobs:
-            _run_job(job, x, y, done, counted, classifier, chunks_f, run_id, log)
+            _run_job(job, x, y, done, counted, classifier, chunks_f, run_id, log,
+                     device if farm is not None else None)
             job["oracle"] = attack_oracle.name if job["kind"] == "black-box" else (
                 "gradients of " + (model_label(job["src"]) if job["src"] else label))
             job["budget"] = describe_budget(replace(job["cfg"], attacks=(job["base"],)))[
@@ -189,6 +200,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
             bar.update(1)
         bar.close()
         result = score(label, g, host, keras_o, device, x, y, jobs, cfg)
+        if farm is not None:
+            result["farm"] = device.report()["farm"]
     result.update({"dataset": dataset, "model_path": str(model_path),
                    "artifact": str(artifact) if artifact else None, "config": cfg.as_dict(),
                    "budget": cfg.budget, "attack_oracle": attack_oracle.name,
@@ -217,8 +230,10 @@ def _progress(total: int, on: bool) -> Any:
 
 def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
              classifier: Callable[[dict], Any], chunks_f: Any, run_id: str,
-             log: Callable[[str], None]) -> None:
-    """Run (or resume) one job chunk by chunk; fills job adv, queries, seconds, attacked."""
+             log: Callable[[str], None], farm_device: Any = None) -> None:
+    """Run (or resume) one job chunk by chunk; fills job adv, queries, seconds, attacked.
+    With ``farm_device`` (a toolchain.farm FarmOracle) a black-box chunk is attacked one image
+    per work item over the farm's devices."""
     cfg: AttackConfig = job["cfg"]
     rkey = job["key"] + ("~half" if job["half"] else "")
     blackbox = job["kind"] == "black-box"
@@ -240,6 +255,10 @@ def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
                 counted.set_context(attack=rkey, start=start)
                 if job["exhausted"]:
                     a, rec["exhausted"] = x[sl], True
+                elif farm_device is not None:  # sharded by image over the farm's devices
+                    a, q, rec["exhausted"] = farm_device.attack_chunk(
+                        job["base"], x[sl], y[sl], cfg, job["eps"], start, counted.budget)
+                    counted.queries = q
                 else:
                     try:
                         a = A.run(job["base"], classifier(job), x[sl], y[sl], cfg, job["eps"])

@@ -107,5 +107,11 @@ def write_reports(out: Path, summary: dict) -> None:
     table = Table(["figure", "value"], [[k, v] for k, v in items], id="summary",
                   numeric_from=99)
     secs = [Section(None, "validation").add("table", table)]
-    (out / "summary.md").write_text(reports.markdown(f"stq validate: {verdict}", secs))
+    md = reports.markdown(f"stq validate: {verdict}", secs)
+    if "farm" in summary["session"]:  # several devices: one row each (toolchain.farm)
+        from toolchain.farm.report import farm_table
+
+        md = md.rstrip("\n") + "\n\n## Devices\n\n" + "\n".join(
+            farm_table(summary["session"]["farm"])) + "\n"
+    (out / "summary.md").write_text(md)
     (out / "summary.html").write_text(reports.page(f"stq validate: {verdict}", secs))

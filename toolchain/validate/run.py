@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class ValidateConfig:
     restart: bool = False
     progress: bool = True
     serial: str = "tcp"  # QEMU's UART: a TCP port, or a pty (/dev/pts/N)
+    farm: Any = None  # a toolchain.farm.pool.FarmSpec: shard the inputs over several devices
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -171,24 +173,49 @@ def validate(cfg: ValidateConfig) -> dict:
     rows = _prepare_out(cfg, meta)
     expected = reference.predict(g, inp.xq).astype(_out_dtype(g))
     session: dict = {"resumed_at": len(rows), "inferences": 0, "seconds": 0.0}
-    if len(rows) < n:
+    if len(rows) < n and cfg.farm is not None:  # several devices: toolchain.farm
+        from toolchain.farm.validate import run_farm
+
+        session.update(run_farm(cfg, inp, expected, len(rows), model_hash))
+        rows = _read_results(cfg.out_dir / RESULTS)
+    elif len(rows) < n:
         with connect(cfg.board, cfg.artifact, cfg.out_dir, cfg.port, cfg.elf,
                      cfg.timeout, cfg.give_up_after, cfg.serial) as link:
-            info = link.info_
-            assert info is not None
-            if info.model_hash != model_hash:
-                raise StqError(f"the firmware runs model {info.model_hash[:16]}, the artifact is "
-                               f"{model_hash[:16]}: rebuild the firmware for this artifact")
-            if info.input_bytes != inp.xq[0].nbytes or info.output_bytes != expected[0].nbytes:
-                raise StqError(f"the device expects {info.input_bytes} input / "
-                               f"{info.output_bytes} output bytes, the artifact "
-                               f"{inp.xq[0].nbytes} / {expected[0].nbytes}")
+            info = check_device(link, model_hash, inp.xq[0].nbytes, expected[0].nbytes)
             session.update(board=info.board, build_id=info.build_id, counter=info.counter)
             session.update(_run_device(cfg, link, inp, expected, len(rows)))
         rows = _read_results(cfg.out_dir / RESULTS)
     summary = summarize(cfg, g, inp, expected, rows, meta, session)
     write_reports(cfg.out_dir, summary)
     return summary
+
+
+def check_device(link: DeviceLink, model_hash: str, in_bytes: int, out_bytes: int) -> Any:
+    """The device's INFO, refused unless it runs this artifact with these input/output sizes."""
+    info = link.info_
+    assert info is not None
+    if info.model_hash != model_hash:
+        raise StqError(f"the firmware runs model {info.model_hash[:16]}, the artifact is "
+                       f"{model_hash[:16]}: rebuild the firmware for this artifact")
+    if info.input_bytes != in_bytes or info.output_bytes != out_bytes:
+        raise StqError(f"the device expects {info.input_bytes} input / "
+                       f"{info.output_bytes} output bytes, the artifact "
+                       f"{in_bytes} / {out_bytes}")
+    return info
+
+
+def result_line(i: int, reply: Any, info: Any, expected: np.ndarray, label: int | None) -> str:
+    """Input ``i``'s line of results.jsonl (``expected``: its reference output; deterministic
+    fields only)."""
+    y = np.frombuffer(reply.output, expected.dtype)
+    row = {"i": i, "y": y.tolist(), "top1": int(y.argmax()),
+           "ref_top1": int(expected.argmax()),
+           "exact": bool(np.array_equal(y, expected))}
+    if label is not None:
+        row["label"] = int(label)
+    if info.has_instructions:  # instruction counts are exact (QEMU): deterministic
+        row["instructions"] = reply.instructions
+    return json.dumps(row, separators=(",", ":")) + "\n"
 
 
 def _run_device(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np.ndarray,
@@ -246,20 +273,12 @@ def _run_rows(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np.n
     n = len(inp.xq)
     info = link.info_
     assert info is not None
-    dt = expected.dtype
     with open(cfg.out_dir / RESULTS, "a", encoding="ascii") as f:
         for i in range(start, n):
             reply = link.infer(blobs[i], blobs[i + 1] if i + 1 < n else None)
-            y = np.frombuffer(reply.output, dt)
-            row = {"i": i, "y": y.tolist(), "top1": int(y.argmax()),
-                   "ref_top1": int(expected[i].argmax()),
-                   "exact": bool(np.array_equal(y, expected[i]))}
-            if inp.labels is not None:
-                row["label"] = int(inp.labels[i])
-            if info.has_instructions:  # exact under QEMU (handlers excluded): deterministic
-                row["instructions"] = reply.instructions
             ticks.append(reply.ticks)
-            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+            f.write(result_line(i, reply, info, expected[i],
+                                None if inp.labels is None else inp.labels[i]))
             f.flush()
             progress.update(i + 1, link.stats.retries)
             log.maybe_write(i + 1)
