@@ -144,7 +144,7 @@ def test_every_option_has_help_and_closed_sets_are_choices() -> None:
     assert not missing, missing
     train = {a.dest: a for a in sub.choices["train"]._actions}
     assert set(train["model"].choices) >= {"digits", "resnet8", "dscnn"}
-    assert set(train["variant"].choices) == {"fp", "int8", "stq", "stq-jr"}
+    assert set(train["variant"].choices) == {"fp", "int8", "stq", "stq-jr", "quanos"}
     assert "digits" in train["dataset"].choices
     with_json = {n for n, p in sub.choices.items()
                  if any("--json" in a.option_strings for a in p._actions)}

@@ -61,7 +61,7 @@ def test_wheel_contents(wheel: Path) -> None:
                    for p in (REPO / name).rglob("*") if p.is_file()}
         assert shipped and shipped <= names, sorted(shipped - names)
     templates = {p.relative_to(REPO).as_posix()
-                 for p in (REPO / "toolchain/codegen/templates").glob("*.j2")}
+                 for p in (REPO / "toolchain").rglob("templates/**/*") if p.is_file()}
     assert templates and templates <= names
 
 

@@ -21,6 +21,7 @@ from probes import randomized
 from toolchain.frontend import keras as frontend
 from toolchain.ir.graph import Graph
 from toolchain.reference import model as reference
+from toolchain.reference import ops
 
 TIE = 1e-4  # |frac - 0.5| below this (in output steps) is a rounding tie
 
@@ -62,7 +63,7 @@ def explain_differences(g: Graph, model: Any, x: np.ndarray) -> dict[str, int]:
             src = node
             if node.op == "maxpool":  # moved after its quantizer: look at the producer
                 src = next(n for n in g.nodes if n.output == node.inputs[0])
-            r = reference.pre_rounding(g, src, env)
+            r = ops.pre_rounding(g, src, env)
             frac = np.abs(r - np.floor(r) - 0.5)
             if src is node:
                 assert (frac[diff] < TIE).all(), f"{where}: a differing value is not a tie"

@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
     parser = build_parser()
-    args = parser.parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
+    try:
+        args = parser.parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # --help, --version or a usage error (already printed)
+        return int(exc.code or 0)
     name = f"stq {args.command}"
     try:
         return _run(args)

@@ -55,14 +55,18 @@ set(STQ_FIRMWARE_SOURCES
 set(STQ_MODEL_SOURCES
     {model}
 )
+# the board name and build id in the image's .stq_model section (read by `stq budget --elf`)
+set(STQ_GENERATED_SOURCES generated/stq_build_info.c)
 
-add_executable({TARGET} ${{STQ_FIRMWARE_SOURCES}} ${{STQ_MODEL_SOURCES}})
+add_executable({TARGET} ${{STQ_FIRMWARE_SOURCES}} ${{STQ_MODEL_SOURCES}}
+    ${{STQ_GENERATED_SOURCES}})
 set_target_properties({TARGET} PROPERTIES SUFFIX ".elf" LINK_DEPENDS ${{STQ_LINKER_SCRIPT}})
 target_include_directories({TARGET} PRIVATE generated firmware/include firmware/src model)
 target_compile_options({TARGET} PRIVATE ${{STQ_ARCH}} -std=c99 ${{STQ_OPT}} -g
     -ffunction-sections -fdata-sections {' '.join(WARNINGS)} ${{STQ_EXTRA_CFLAGS_LIST}})
 # the runtime is warning-free (-Werror); the generated model only warns, as in the Makefile
-set_source_files_properties(${{STQ_FIRMWARE_SOURCES}} PROPERTIES COMPILE_OPTIONS -Werror)
+set_source_files_properties(${{STQ_FIRMWARE_SOURCES}} ${{STQ_GENERATED_SOURCES}}
+    PROPERTIES COMPILE_OPTIONS -Werror)
 target_link_options({TARGET} PRIVATE ${{STQ_ARCH}} -nostartfiles --specs=nano.specs
     -T ${{STQ_LINKER_SCRIPT}} -Wl,--gc-sections
     -Wl,-Map=${{CMAKE_CURRENT_BINARY_DIR}}/{TARGET}.map)
