@@ -131,9 +131,9 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
                                          out / "attacks", log))
     from toolchain.pipeline import experiment_report
 
-    summary = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "dataset": {"name": ds.name, "train": len(ds.x_train),
-                                                    "test": len(ds.x_test),
-                                                    "data_dir": cfg.data_dir},
+    summary = {"config": {k: str(v) for k, v in asdict(cfg).items()},
+               "dataset": {"name": ds.name, "train": len(ds.x_train), "test": len(ds.x_test),
+                           "data_dir": cfg.data_dir},
                "train": {n: str(p) for n, p in models.items()}, "convert": convs,
                "ensemble": ens, "builds": builds, "validate": val, "attacks": att,
                "attack_config": acfg.as_dict(), "timings": st.timings, "reused": st.cached}
