@@ -43,8 +43,8 @@ def attack_ensemble(ens_dir: Path, members: list[Path], acfg: Any, ds: Any, out:
     x = ds.x_test[:acfg.limit].astype(np.float32)
     y = ds.y_test[:acfg.limit].astype(np.int64)
     host = device.EnsembleOracle(ens)
-    counted = oracles.CountedOracle(host, None, Path(out) / "queries.jsonl", {"model": "ens"})
     Path(out).mkdir(parents=True, exist_ok=True)
+    counted = oracles.CountedOracle(host, None, Path(out) / "queries.jsonl", {"model": "ens"})
     wb = A.tf_classifier(kens, acfg.clip)
     advs, stats = {}, {}
     for name in acfg.attacks:
