@@ -1,4 +1,4 @@
-"""Commands on firmware: build, flash, run (QEMU) and budget (flash/RAM against a board)."""
+"""Commands on firmware: build, boards, flash and run (QEMU)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,13 @@ import argparse
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
-from toolchain.budget.analysis import (
-    DEFAULT_BUDGET,
-    advice,
-    analyze_outdir,
-    checks,
-    parse_size,
-)
 from toolchain.cli.command import (
-    Command,
     add_board_arguments,
     add_boards_dir_argument,
     add_json_argument,
+    collect,
     positive_float,
     positive_int,
 )
@@ -254,74 +246,8 @@ def _run_wait(args: argparse.Namespace, machine: str, timeout: float) -> int:
     return 0
 
 
-# --- stq budget --------------------------------------------------------------------------------
-
-BUDGET_DOC = """\
-Memory budget of a converted model: per-layer flash (weights, requantization parameters,
-kernel code) and RAM (activations, arena), the optimal arena plan next to its lower bound and
-the greedy planner, checked against a board and a budget (default 410 KB; KB = 1000 B,
-KiB = 1024 B). With --elf the prediction is verified against the linked firmware (model hash,
-exact symbol sizes) and code, stack and runtime come from it. Exit code 1 when over."""
-
-
-def add_budget_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, metavar="ARTIFACT_OR_OUTDIR",
-                   help="OUTDIR of `stq convert` or OUTDIR/model.stqa")
-    add_board_arguments(p, required=False, extra=" (with --elf the default is the board the "
-                        "firmware was built for)")
-    p.add_argument("--budget", default=DEFAULT_BUDGET,
-                   help="model footprint budget, e.g. 410KB (x1000), 400KiB (x1024), 0.5MB, "
-                   "1024 (bytes); default %(default)s")
-    p.add_argument("--elf", type=Path, default=None, help="firmware ELF from `stq build` to "
-                   "verify against (its .map beside it is read too)")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="REPORT_DIR",
-                   help="write budget.md, budget.json and budget.html there")
-    p.add_argument("--json", action="store_true", help="print the JSON report")
-
-
-def run_budget(args: argparse.Namespace) -> int:
-    from toolchain.budget import report as budget_report
-    from toolchain.budget.elf import ElfImage, reconcile
-    from toolchain.firmware.boards import load_board
-
-    limit = parse_size(args.budget)
-    board = load_board(args.board) if args.board else None
-    b = analyze_outdir(args.model)
-    if args.elf is not None:
-        elf = ElfImage(args.elf)
-        if board is None:
-            board = load_board(elf.board) if elf.board else None
-        if board is None:
-            raise StqError(f"--elf {args.elf} does not name its board; pass --board NAME")
-        reconcile(b, elf, board, args.elf.with_suffix(".map"))
-    results = checks(b, limit, board)
-    ok = all(c.ok for c in results)
-    notes = [] if ok else advice(b, results, board)
-    name = board.name if board else None
-    if args.output is not None:
-        paths = budget_report.write_reports(args.output, b, results, notes, limit, name)
-    if args.json:
-        print(json.dumps(budget_report.to_json(b, results, notes, limit, name), indent=2))
-    else:
-        print(budget_report.text(b, results, notes), end="")
-        if args.output is not None:
-            print(f"reports: {', '.join(str(p) for p in paths.values())}")
-    if not ok:
-        over = "; ".join(c.line() for c in results if not c.ok)
-        print(f"stq budget: over: {over}; {notes[0]}", file=sys.stderr)
-        return 1
-    return 0
-
-
-COMMANDS = [
-    Command("build", "firmware + model -> ELF/BIN/HEX for a board",
-            BUILD_DOC, add_build_arguments, run_build),
-    Command("boards", "list the boards (shipped and --boards-dir)",
-            BOARDS_DOC, add_boards_arguments, run_boards),
-    Command("flash", "program a board (st-flash / openocd / pyocd)",
-            FLASH_DOC, add_flash_arguments, run_flash),
-    Command("run", "run firmware on an emulated board (QEMU)",
-            RUN_DOC, add_run_arguments, run_run),
-    Command("budget", "per-layer flash/RAM, arena plan, board and budget",
-            BUDGET_DOC, add_budget_arguments, run_budget),
-]
+BUILD_HELP = "firmware + model -> ELF/BIN/HEX for a board"
+BOARDS_HELP = "list the boards (shipped and --boards-dir)"
+FLASH_HELP = "program a board (st-flash / openocd / pyocd)"
+RUN_HELP = "run firmware on an emulated board (QEMU)"
+COMMANDS = collect(globals(), "build", "boards", "flash", "run")

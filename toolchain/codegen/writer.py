@@ -14,7 +14,6 @@ belongs to which layer, kernel, helper or table, so nothing downstream reads the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -23,6 +22,7 @@ import numpy as np
 from toolchain import __version__
 from toolchain.codegen import record
 from toolchain.codegen.carrays import CArray, cname
+from toolchain.codegen.cmodel import CModel, Layer
 from toolchain.codegen.docs import kernel_doc
 from toolchain.codegen.layer_c import CTYPE, SHORT, kernel_name, params, prototype, req32
 from toolchain.codegen.selection import (
@@ -32,7 +32,7 @@ from toolchain.codegen.selection import (
     fast_variant,
     weight_code,
 )
-from toolchain.codegen.support import MODEL_FUNCTIONS, MODEL_OBJECTS, Support, support_symbols
+from toolchain.codegen.support import support_symbols
 from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs, t3_t2
 from toolchain.codegen.tflite import tfl_layer
 from toolchain.errors import StqError
@@ -41,7 +41,6 @@ from toolchain.ir.artifact import SEMANTICS, content_hash
 from toolchain.ir.graph import TFLITE_OPS, Graph
 from toolchain.ir.packing import pack, pack_rows
 from toolchain.memory.lifetimes import plan_arena, tensor_offsets
-from toolchain.memory.planner import ArenaPlanner
 
 WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
 TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
@@ -67,64 +66,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-@dataclass
-class Layer:
-    name: str
-    op: str
-    params: str  # the symbol of its parameter record
-    kernel: str  # the function model.c calls for it
-    ref_kernel: str  # the reference kernel of the same contract (== kernel when no variant)
-    call: str
-    out_offset: int
-    out_bytes: int
-    out_shape: str
-    out_dtype: str
-    p: dict = field(default_factory=dict)
-    arrays: list[str] = field(default_factory=list)  # its weight and requantization arrays
 
 
-@dataclass
-class CModel:
-    """What the generator produced: sources plus the structure the budget checker needs."""
-
-    files: dict[str, str]
-    prefix: str
-    arena_bytes: int
-    offsets: dict[str, int]
-    arrays: list[CArray]
-    layers: list[Layer]
-    weight_bytes: dict[str, int]  # per layer: packed weights + requantization parameters
-    kernel_functions: list[str]   # every kernel function kernels.c defines
-    support: Support              # helpers and tables of kernels.c (unprefixed names)
-    kernels: str = "optimized"    # "optimized" (fast kernels where there is one) or "reference"
-    scratch_bytes: int = 0        # static scratch of the optimized kernels (RAM)
-    planner: ArenaPlanner | None = None  # the arena plan the offsets come from
-
-    def sym(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    @property
-    def helper_functions(self) -> list[str]:
-        return sorted(self.sym(f) for f in self.support.functions)
-
-    @property
-    def tables(self) -> list[str]:
-        return sorted(self.sym(t) for t in self.support.tables)
-
-    @property
-    def model_functions(self) -> list[str]:
-        return [self.sym(f) for f in MODEL_FUNCTIONS]
-
-    @property
-    def model_objects(self) -> list[str]:
-        return [self.sym(o) for o in MODEL_OBJECTS]
-
-    def symbols(self) -> set[str]:
-        """Every symbol the generated C may define (a helper the compiler inlined, or code
-        the linker dropped as unused, has none in the ELF)."""
-        return ({a.symbol for a in self.arrays} | {x.params for x in self.layers}
-                | set(self.kernel_functions) | set(self.helper_functions) | set(self.tables)
-                | set(self.model_functions) | set(self.model_objects))
 
 
 def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX) -> CModel:

@@ -24,8 +24,9 @@ from toolchain.errors import StqError
 from toolchain.pipeline.stages import Stages, file_hash
 
 BUDGETS = {  # attack settings per budget name (AttackConfig fields)
-    "quick": {"limit": 4, "pgd_iter": 5, "cw_iter": 5, "cw_search": 1, "square_iter": 20,
-              "boundary_iter": 3, "zoo_iter": 2, "zoo_parallel": 16, "chunk": 4},
+    "quick": {"limit": 4, "pgd_iter": 5, "pgd_restarts": 1, "cw_iter": 5, "cw_search": 1,
+              "square_iter": 20, "boundary_iter": 3, "zoo_iter": 2, "zoo_parallel": 16,
+              "chunk": 4},
     "standard": {"limit": 50, "pgd_iter": 40, "cw_iter": 20, "cw_search": 3,
                  "square_iter": 1000, "boundary_iter": 200, "zoo_iter": 20, "chunk": 5},
 }
@@ -68,14 +69,14 @@ def dataset_loaded(ds: Any) -> Iterator[None]:
 
 
 def attack_config(cfg: ExperimentConfig) -> Any:
-    from toolchain.robustness import attacks as A
+    from toolchain.robustness import registry as R
 
     if cfg.budget not in BUDGETS:
         raise StqError(f"--budget {cfg.budget!r}: choose {', '.join(BUDGETS)}")
     over = dict(BUDGETS[cfg.budget])
     if cfg.attack_limit:
         over["limit"] = cfg.attack_limit
-    base = A.for_dataset(cfg.dataset)
+    base = R.for_dataset(cfg.dataset, budget=cfg.budget, convergence=False, sanity=False)
     eps = cfg.eps or (base.eps[1::2] if cfg.budget == "quick" else base.eps)
     return replace(base, eps=tuple(eps), **over).check()
 
