@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from toolchain.pipeline.experiment import BUDGETS, ExperimentConfig
 
     d = ExperimentConfig()
-    p.add_argument("-o", "--output", default=str(d.out), metavar="OUTDIR")
+    p.add_argument("-o", "--output", default=str(d.out), metavar="OUTDIR",
+                   help="experiment folder: cached stages, models, report")
     p.add_argument("--model", default=d.model, help="zoo model family (resnet8, dscnn, ...)")
     p.add_argument("--dataset", default=d.dataset, help="cifar10, svhn, speech_commands, digits")
     p.add_argument("--data-dir", help="local dataset folder (nothing is downloaded)")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from toolchain.cli.command import collect
+from toolchain.cli.command import add_json_argument, collect
 from toolchain.farm.cli import add_farm_arguments
 from toolchain.robustness.registry import BUDGETS, DEFAULT_ATTACKS
 
@@ -94,6 +95,7 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("out/attack"),
                    help="results directory (default out/attack)")
     add_farm_arguments(p)
+    add_json_argument(p, "the results (results.json)")
 
 
 def run_attack(args: argparse.Namespace) -> int:
@@ -131,10 +133,13 @@ def run_attack(args: argparse.Namespace) -> int:
         elf=args.elf, transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
         progress=args.progress, transfer=tuple(args.transfer), farm=farm)
     paths = robustness_report.write_reports(args.output, [res])
-    print(robustness_report.markdown([res]))
-    if "farm" in res:
-        print(write_farm_table(args.output, res["farm"]))
-    print(f"results {args.output / 'results.json'}; report {paths['html']}")
+    if args.json:
+        print(json.dumps(res, indent=1, default=float))
+    else:
+        print(robustness_report.markdown([res]))
+        if "farm" in res:
+            print(write_farm_table(args.output, res["farm"]))
+        print(f"results {args.output / 'results.json'}; report {paths['html']}")
     try:
         attacks_eval.check_equal(res)
     except StqError as exc:
@@ -157,6 +162,7 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
                    help="directories written by `stq attack -o` (or their results.json)")
     p.add_argument("-o", "--output", type=Path, default=Path("out/robustness"),
                    help="report directory (default out/robustness)")
+    add_json_argument(p, "the merged report (robustness.json)")
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -164,8 +170,11 @@ def run_report(args: argparse.Namespace) -> int:
 
     results = R.load_results(args.results)
     paths = R.write_reports(args.output, results)
-    print(R.markdown(results))
-    print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    if args.json:
+        print(paths["json"].read_text())
+    else:
+        print(R.markdown(results))
+        print(f"reports: {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
