@@ -89,11 +89,18 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
     ds = datasets.load(cfg.dataset, cfg.data_dir)
     st = Stages(out, log, 8 + len(VARIANTS) + 1)
     acfg = attack_config(cfg)
-    if ds.x_train.shape[1] != ds.x_train.shape[2] and "square" in acfg.attacks:
+    lo = float(min(ds.x_train.min(), ds.x_test.min()))
+    hi = float(max(ds.x_train.max(), ds.x_test.max()))
+    if lo < acfg.clip[0] or hi > acfg.clip[1]:  # e.g. MFCC features: attack in their range
+        acfg = replace(acfg, clip=(lo, hi))
+    if ds.x_train.shape[1] != ds.x_train.shape[2] and {"square", "autoattack"} & set(
+            acfg.attacks):
         # ART 1.20.1 SquareAttack draws square tiles of the input's height: it fails on
         # non-square inputs (e.g. 49x10 MFCC) with "high <= 0"
-        log("[experiment] Square skipped: ART's SquareAttack needs square inputs")
-        acfg = replace(acfg, attacks=tuple(a for a in acfg.attacks if a != "square"))
+        log("[experiment] Square and AutoAttack (which runs Square) skipped: ART's "
+            "SquareAttack needs square inputs")
+        acfg = replace(acfg, attacks=tuple(a for a in acfg.attacks
+                                           if a not in ("square", "autoattack")))
     common = {"cfg": {k: str(v) for k, v in asdict(cfg).items()
                       if k not in ("command", "validate_limit", "budget", "attack_limit", "eps",
                                    "board", "out")}}
