@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the idempotent set-up first.
-.PHONY: setup demo test test-unit lint bench
+.PHONY: setup demo test test-unit test-long lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,9 @@ test: setup
 
 test-unit: setup
 	.venv/bin/python -m pytest -q -m unit
+
+test-long: setup
+	.venv/bin/python -m pytest -q -ra -m long
 
 bench: setup
 	.venv/bin/python benchmarks/run_all.py

@@ -273,7 +273,7 @@ def _one_error_line(capsys) -> str:
     (["--eps", "5"], "--eps 5 is larger than the input range [0, 1]"),
     (["--l2-eps", "0,1"], "--l2-eps needs one or more positive finite values"),
     (["--attacks", "fgsm,nope"], "unknown attack(s) nope"),
-    (["--board", "virtual"], "--board/--port need --artifact"),
+    (["--board", "virtual"], "--board/--port/--qemu/--devices need --artifact"),
 ])
 def test_attack_bad_inputs(argv: list[str], message: str, digits_h5: Path, tmp_path: Path,
                            stq_cmd, capsys) -> None:

@@ -13,6 +13,7 @@ from toolchain.cli.main import main
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_experiment_dscnn_speech_commands(tmp_path, capsys):
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
         pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")

@@ -104,10 +104,10 @@ def test_validate_on_two_boards_one_killed_equals_one_board(
 
 def square_run(keras: Any, h5: Path, artifact: Path, out: Path, farm: FarmSpec) -> dict:
     from toolchain.robustness import evaluate as E
-    from toolchain.robustness.attacks import for_dataset
+    from toolchain.robustness.registry import for_dataset
 
-    cfg = for_dataset("digits", attacks=("square",), eps=(0.1,), limit=3, chunk=3,
-                      square_iter=12, seed=3)
+    cfg = for_dataset("digits", budget="quick", attacks=("square",), eps=(0.1,), limit=3,
+                      chunk=3, square_iter=12, seed=3, convergence=False, sanity=False)
     return E.evaluate(h5, artifact, cfg, "digits", out, keras_model=keras, farm=farm,
                       log=lambda s: None)
 
@@ -172,6 +172,7 @@ def test_devices_file_and_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_node_ray_cluster_equals_one_board(
         digits_h5: Path, digits_keras: Any, digits_outdir: Path, elf: Path,
         one_board: tuple[dict, Path], one_square: tuple[dict, Path], tmp_path: Path,

@@ -70,6 +70,7 @@ def test_quanos_model_converts_with_its_bit_widths(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_jr_search_picks_by_its_rule_and_writes_report(tmp_path):
     from toolchain.training import datasets, jrsearch
     from toolchain.training.train import TrainConfig

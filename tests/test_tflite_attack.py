@@ -34,7 +34,7 @@ def test_pgd_through_twin_and_square_on_integer_oracle(tmp_path: Path) -> None:
     xq, labels = cifar(4)
     x01 = (xq.astype(np.float32) + 128) / 255.0  # dataset units; the model's are pixels
     cfg = A.AttackConfig(attacks=("pgd", "square"), eps=(8 / 255,), limit=4, pgd_iter=5,
-                         square_iter=10, chunk=4)
+                         square_iter=10, chunk=4, convergence=False, sanity=False)
     res = evaluate(RESNET, tmp_path / "model", cfg, "cifar10", tmp_path / "attack",
                    log=lambda s: None, inputs=(x01, labels))
     rows = {r["attack"]: r for r in res["rows"]}
