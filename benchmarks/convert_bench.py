@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,9 +31,9 @@ warnings.filterwarnings("ignore", category=UserWarning)  # Keras/QKeras serializ
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import bench_cli  # noqa: E402
 import numpy as np  # noqa: E402
 
-from toolchain.errors import StqError  # noqa: E402
 from toolchain.frontend.keras import convert_model, load_keras_model  # noqa: E402
 from toolchain.pipeline.convert import convert_graph  # noqa: E402
 from toolchain.reference import model as reference  # noqa: E402
@@ -122,19 +120,19 @@ def report(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_cli.parser(__doc__)
     parser.add_argument("--model", type=Path, default=None,
                         help="trained digits .h5 (default: train one, about 30 s)")
     parser.add_argument("--runs", type=int, default=3, help="conversion runs (median)")
     parser.add_argument("--repeats", type=int, default=3, help="timed predict calls (median)")
     parser.add_argument("--batch", type=int, default=64, help="ResNet-8 batch size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(args.seed)
-    try:
+
+    def work() -> dict:
         resnet = zoo.resnet8("stq")
         conv = conversion(resnet, args.runs)
         rng = np.random.default_rng(args.seed)
@@ -142,20 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = [throughput("resnet8", resnet, x_resnet, args.repeats)]
         digits, digits_info = digits_model(args.model)
         rows.append(throughput("digits", digits, datasets.digits().x_test, args.repeats))
-    except StqError as exc:
-        print(f"convert_bench: error: {exc}", file=sys.stderr)
-        return 2
-    r = {
-        "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
-                 "python": platform.python_version(), "tensorflow": tf.__version__,
-                 "numpy": np.__version__},
-        "conversion": conv, "throughput": rows, "digits": digits_info,
-    }
-    print(report(r))
-    if args.json is not None:
-        args.json.write_text(json.dumps(r, indent=2) + "\n")
-    return 0
+        return {
+            "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                     "python": platform.python_version(), "tensorflow": tf.__version__,
+                     "numpy": np.__version__},
+            "conversion": conv, "throughput": rows, "digits": digits_info,
+        }
 
+    return bench_cli.finish("convert_bench", work, report, args.json)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,8 +11,6 @@ and instructions per multiply-accumulate (STQ_MACS). Instructions are not silico
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -20,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import bench_cli  # noqa: E402
+
 from toolchain.device.qemu import QemuBoard  # noqa: E402
 from toolchain.device.text_client import StqDevice  # noqa: E402
-from toolchain.errors import StqError  # noqa: E402
 from toolchain.firmware.boards import load_board  # noqa: E402
 from toolchain.firmware.build import build  # noqa: E402
 
@@ -106,23 +105,19 @@ def report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_cli.parser(__doc__)
     parser.add_argument("outdir", type=Path, help="OUTDIR of `stq convert` (model.stqa, c/)")
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--build-dir", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> dict:
         with tempfile.TemporaryDirectory(prefix="stq-bench-") as tmp:
-            r = measure(args.outdir, args.images, args.build_dir or Path(tmp) / BOARD, args.timeout)
-    except StqError as exc:
-        print(f"qemu_cost: error: {exc}", file=sys.stderr)
-        return 2
-    print(report(r))
-    if args.json is not None:
-        args.json.write_text(json.dumps(r, indent=2) + "\n")
-    return 0
+            return measure(args.outdir, args.images, args.build_dir or Path(tmp) / BOARD,
+                           args.timeout)
+
+    return bench_cli.finish("qemu_cost", work, report, args.json)
 
 
 if __name__ == "__main__":

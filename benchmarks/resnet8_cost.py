@@ -11,8 +11,6 @@ of the reference cost measured in the same run. Instructions are not silicon cyc
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_cli  # noqa: E402
 from qemu_cost import measure  # noqa: E402
 
 from toolchain.errors import StqError  # noqa: E402
@@ -108,12 +107,11 @@ def report(c: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_cli.parser(__doc__)
     parser.add_argument("--model", type=Path, default=None,
                         help="OUTDIR of `stq convert` (its model.stqa); default: zoo ResNet-8")
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.model is not None:
         from toolchain.ir import artifact
@@ -122,16 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         g = resnet8_graph()
     xs = random_inputs(g, args.images)
-    try:
+
+    def work() -> dict:
         with tempfile.TemporaryDirectory(prefix="stq-kcost-") as tmp:
-            c = compare(g, xs, Path(tmp), args.timeout)
-    except StqError as exc:
-        print(f"resnet8_cost: error: {exc}", file=sys.stderr)
-        return 2
-    print(report(c))
-    if args.json is not None:
-        args.json.write_text(json.dumps(c, indent=2) + "\n")
-    return 0
+            return compare(g, xs, Path(tmp), args.timeout)
+
+    return bench_cli.finish("resnet8_cost", work, report, args.json)
 
 
 if __name__ == "__main__":

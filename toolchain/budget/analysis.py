@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain.codegen import record
 from toolchain.codegen import writer as codegen
 from toolchain.codegen.carrays import CArray
+from toolchain.codegen.layers import record
 from toolchain.errors import StqError
 from toolchain.firmware.boards import Board, known_boards, load_board
 from toolchain.ir.artifact import content_hash

@@ -102,9 +102,9 @@ def run_attack(args: argparse.Namespace) -> int:
     import sys
 
     from toolchain.errors import StqError
+    from toolchain.reports import robustness as robustness_report
     from toolchain.robustness import evaluate as attacks_eval
     from toolchain.robustness import oracles
-    from toolchain.robustness import report as robustness_report
     from toolchain.robustness.registry import for_dataset
 
     cfg = for_dataset(
@@ -166,7 +166,7 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from toolchain.robustness import report as R
+    from toolchain.reports import robustness as R
 
     results = R.load_results(args.results)
     paths = R.write_reports(args.output, results)

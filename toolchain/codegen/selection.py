@@ -65,7 +65,7 @@ def weight_code(node: Node, packing: str) -> str:
     return "t3" if packing == "base3" else "t2"
 
 
-# --- TFLite int8 ops (codegen/tflite.py) --------------------------------------------------------
+# --- TFLite int8 ops (codegen/layers/tflite.py) ----------------------------------------
 
 TFL_FAST_OPS = ("tfl_conv2d",)
 

@@ -20,11 +20,12 @@ import jinja2
 import numpy as np
 
 from toolchain import __version__
-from toolchain.codegen import record
 from toolchain.codegen.carrays import CArray, cname
 from toolchain.codegen.cmodel import CModel, Layer
 from toolchain.codegen.docs import kernel_doc
-from toolchain.codegen.layer_c import CTYPE, SHORT, kernel_name, params, prototype, req32
+from toolchain.codegen.layers import record
+from toolchain.codegen.layers.stq import CTYPE, SHORT, kernel_name, params, prototype, req32
+from toolchain.codegen.layers.tflite import tfl_layer
 from toolchain.codegen.selection import (
     FAST_PIXELS,
     KERNELS,
@@ -34,7 +35,6 @@ from toolchain.codegen.selection import (
 )
 from toolchain.codegen.support import support_symbols
 from toolchain.codegen.tables import base3_lut, t2_masks, t2_pairs, t3_t2
-from toolchain.codegen.tflite import tfl_layer
 from toolchain.errors import StqError
 from toolchain.fsutil import atomic_dir
 from toolchain.ir.artifact import SEMANTICS, content_hash
@@ -105,7 +105,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
         base = f"{i}_{cname(n.name)}"
         out = g.tensors[n.output]
         ins = [g.tensors[t] for t in n.inputs]
-        if n.op in TFLITE_OPS:  # TFLite semantics: codegen/tflite.py
+        if n.op in TFLITE_OPS:  # TFLite semantics: codegen/layers/tflite.py
             t = tfl_layer(g, n, base, prefix, kernels, n.inputs[0] == g.input)
             arrays += t.arrays
             weight_bytes[n.name] = sum(a.nbytes for a in t.arrays)

@@ -169,8 +169,8 @@ def _validate(cfg: DemoConfig, model_dir: Path, model_path: Path, elf: Path,
 
 def _attack(cfg: DemoConfig, model_path: Path, fp_path: Path | None, model_dir: Path,
             elf: Path, out: Path, log: Any) -> dict[str, Any]:
+    from toolchain.reports import robustness as robustness_report
     from toolchain.robustness import evaluate as attacks_eval
-    from toolchain.robustness import report as robustness_report
     from toolchain.robustness.registry import for_dataset
 
     # the quick budget (the report says so): Square 50 queries per image, PGD 10 steps

@@ -76,7 +76,7 @@ def tables(s: dict[str, Any]) -> dict[str, list[Table]]:
                                                             "keras_accuracy") else f"{x:.4g}"]
               for k, x in v.get("keras", {}).items()]
     t["validation"] = [Table(["figure", "value"], vrows, numeric_from=99)]
-    from toolchain.robustness import report as robustness_report
+    from toolchain.reports import robustness as robustness_report
 
     rt = robustness_report.tables(s["attacks"]["results"])
     t["robustness"] = [rt[k] for k in ("accuracy", "convergence", "masking", "device")]
@@ -90,7 +90,7 @@ def tables(s: dict[str, Any]) -> dict[str, list[Table]]:
 
 
 def sections(s: dict[str, Any], out: Path, figures: bool = True) -> list[Section]:
-    from toolchain.robustness import figures as rfig
+    from toolchain.reports import figures as rfig
 
     t = tables(s)
     links = {"budget": [p for p in s["budget"]["files"] if p.endswith(".html")],

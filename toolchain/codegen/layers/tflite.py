@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from toolchain.codegen import record
 from toolchain.codegen.carrays import CArray, literal
+from toolchain.codegen.layers import record
 from toolchain.codegen.selection import tfl_fast_buffer_bytes, tfl_fast_variant
 from toolchain.ir.graph import Graph, Node
 

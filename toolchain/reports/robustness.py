@@ -12,8 +12,7 @@ from pathlib import Path
 from toolchain import reports
 from toolchain.errors import StqError
 from toolchain.fsutil import write_text
-from toolchain.reports import Section, Table
-from toolchain.robustness import figures
+from toolchain.reports import Section, Table, figures
 from toolchain.robustness.masking import diagnose
 
 ORDER = ("fp", "int8", "stq", "stq-jr")

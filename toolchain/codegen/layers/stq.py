@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from toolchain.codegen import record
 from toolchain.codegen.carrays import literal
+from toolchain.codegen.layers import record
 from toolchain.errors import StqError
 from toolchain.ir.graph import Graph, Node, Tensor
 from toolchain.ir.requant32 import layer_constants, node_rows
