@@ -9,7 +9,7 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check toolchain tests benchmarks
-	.venv/bin/python -m pytest -q -ra
+	.venv/bin/python -m pytest -q -ra -n auto --dist loadfile
 
 test-unit: setup
 	.venv/bin/python -m pytest -q -m unit

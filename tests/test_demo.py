@@ -71,16 +71,19 @@ def _check_report_in_chromium(page: Path) -> None:
     assert not r.console_errors, r.console_errors
 
 
-def test_demo_exits_non_zero_when_a_stage_fails(digits_h5: Path, tmp_path: Path) -> None:
+def test_demo_exits_non_zero_when_a_stage_fails(digits_h5: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     """A failing stage (here: building for a user's board, from --boards-dir, whose flash is too
     small for the model) stops the demo with a non-zero exit and one clear line; the stages
     before it stay cached. A bad option (an unknown board) fails before any stage runs."""
-    out = tmp_path / "demo"
-    proc = subprocess.run([STQ, "demo", "--model", str(digits_h5), "-o", str(out), "--board",
-                           "nucleo-nope"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "stq demo: error: unknown board 'nucleo-nope'" in proc.stderr
-    assert "Traceback" not in proc.stderr and not out.exists()
+    from toolchain.cli.main import main
+
+    out = tmp_path / "demo"  # in-process: the CLI's own exit code and stderr, no TF start-up
+    code = main(["demo", "--model", str(digits_h5), "-o", str(out), "--board", "nucleo-nope"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "stq demo: error: unknown board 'nucleo-nope'" in err
+    assert "Traceback" not in err and not out.exists()
 
     from toolchain.firmware.boards import BOARDS_DIR
 
@@ -89,13 +92,13 @@ def test_demo_exits_non_zero_when_a_stage_fails(digits_h5: Path, tmp_path: Path)
     text = (BOARDS_DIR / "nucleo-l4r5zi.toml").read_text()
     (boards / "tiny.toml").write_text(text.replace('name = "nucleo-l4r5zi"', 'name = "tiny"')
                                       .replace("length = 0x200000", "length = 0x2000", 1))
-    proc = subprocess.run([STQ, "demo", "--model", str(digits_h5), "-o", str(out),
-                           "--real-board", "tiny", "--boards-dir", str(boards)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    code = main(["demo", "--model", str(digits_h5), "-o", str(out), "--real-board", "tiny",
+                 "--boards-dir", str(boards), "--no-progress"])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    err = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("stq demo: error: the model does not fit board "
-                                               "tiny"), proc.stderr
-    assert "Traceback" not in proc.stderr
+                                               "tiny"), stderr
+    assert "Traceback" not in stderr
     assert (out / ".stq-cache" / "convert.json").is_file()
     assert not (out / "report").exists()
