@@ -50,10 +50,13 @@ def validate_models(cfg: Any, ds: Any, deployed: dict[str, Path], builds: dict,
         else:
             shutil.rmtree(root / name, ignore_errors=True)
             farm = device_farm(cfg, d, elf, root / name)
-            s = validate(ValidateConfig(board=cfg.board, artifact=d, out_dir=root / name,
-                                        port=single_port(cfg, farm), farm=farm,
-                                        dataset=ds.name, limit=cfg.validate_limit, elf=elf,
-                                        progress=False))
+            try:
+                s = validate(ValidateConfig(board=cfg.board, artifact=d, out_dir=root / name,
+                                            port=single_port(cfg, farm), farm=farm,
+                                            dataset=ds.name, limit=cfg.validate_limit,
+                                            elf=elf, progress=False))
+            except StqError as exc:  # e.g. no device of the farm runs this model's firmware
+                raise StqError(f"validating {name}: {exc}") from None
         if s["mismatches"]:
             raise StqError(f"{name}: device and host differ on {s['mismatches']} of "
                            f"{s['validated']} inputs")
