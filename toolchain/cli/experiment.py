@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "A board serves only the model whose firmware it runs (stq cannot "
                         "reflash it here); the others are refused and run elsewhere")
     add_farm_arguments(p)
+    p.add_argument("--device-queries", action="store_true",
+                   help="black-box attacks query the device instead of the host reference (on "
+                        "a farm: sharded by image, each image's attack on one device)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                            eps=tuple(args.eps or ()), jr_candidates=args.jr_candidates,
                            baselines=list(args.baseline), ports=tuple(args.port),
                            devices_file=args.devices, qemu=args.qemu, ray=args.ray,
-                           block=args.block,
+                           block=args.block, device_queries=args.device_queries,
                            command="stq " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     s = run_experiment(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:

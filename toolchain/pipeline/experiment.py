@@ -58,6 +58,7 @@ class ExperimentConfig:
     qemu: int = 0
     ray: str | None = None
     block: int = 8
+    device_queries: bool = False  # black-box queries on the device(s), not the host reference
     command: str | None = None  # how it was invoked (for the report's first line)
 
 
@@ -114,7 +115,7 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
     common = {"cfg": {k: str(v) for k, v in asdict(cfg).items()
                       if k not in ("command", "validate_limit", "budget", "attack_limit", "eps",
                                    "board", "out", "ports", "devices_file", "qemu", "ray",
-                                   "block")}}
+                                   "block", "device_queries")}}
     with dataset_loaded(ds):
         models = _train_all(cfg, ds, st, common, out, log)
         convs = {}
@@ -150,7 +151,8 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
         att = st.run("attack", f"attacking every model ({cfg.budget} budget, "
                                f"{acfg.limit} images) on the host, replayed on {cfg.board}",
                      {"builds": {n: file_hash(e) for n, e in builds["elf"].items()},
-                      "attack": acfg.as_dict()},
+                      "attack": acfg.as_dict(),
+                      **({"device_queries": True} if cfg.device_queries else {})},
                      lambda: _attack_all(cfg, acfg, ds, models, deployed, builds,
                                          out / "attacks", log))
     from toolchain.pipeline import experiment_report

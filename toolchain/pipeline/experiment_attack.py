@@ -70,9 +70,18 @@ def validate_models(cfg: Any, ds: Any, deployed: dict[str, Path], builds: dict,
 def attack_model(model: Path, outdir: Path, acfg: Any, dataset: str, out: Path, board: str,
                  elf: Path, label: str, log: Any, cfg: Any = None) -> dict:
     """One model attacked on the host, every adversarial input replayed on the device (on the
-    farm of ``cfg``'s options, if any)."""
+    farm of ``cfg``'s options, if any); with ``cfg.device_queries`` the black-box attacks query
+    the device (on a farm: one image's whole attack per work item, toolchain.farm.attack)."""
     from toolchain.robustness import evaluate as E
 
+    if cfg is not None and cfg.device_queries:
+        dev_dir = out / "device-queries"
+        farm = device_farm(cfg, outdir, elf, dev_dir)
+        port = single_port(cfg, farm)
+        res = E.evaluate(model, outdir, acfg, dataset, dev_dir, board=None if port else board,
+                         port=port, elf=elf, label=label, log=log, farm=farm)
+        res["attack_oracle"] = f"black-box queries on {res['device']}"
+        return res
     host = E.evaluate(model, outdir, acfg, dataset, out / "host", label=label, log=log)
     dev_dir = out / "device"
     dev_dir.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,8 @@ def markdown(s: dict) -> str:
              f"Accuracy under attack at eps = {eps * 255:.0f}/255 (unbounded attacks C&W-L2, "
              "Boundary, ZOO: counted as robust when their perturbation's L-inf > eps); host = "
              "bit-exact integer reference (Keras for fp), device = every adversarial input run "
-             f"on {c['board']}. Black-box queries went to the host reference.", "",
+             f"on {c['board']}. Black-box queries went to the "
+             f"{'device' if c.get('device_queries') == 'True' else 'host reference'}.", "",
              "| model | clean h/d | " + " | ".join(f"{TITLE[a]} h/d" for a in COLUMNS)
              + " | flash KB | RAM KB | weights KB | instr./inference | bit-exact |",
              "|---" * (len(COLUMNS) + 7) + "|"]
@@ -136,8 +137,9 @@ def farm_lines(s: dict) -> list[str]:
     from toolchain.farm.report import farm_table
 
     parts = [(f"validation of {name}", v.get("farm")) for name, v in s["validate"].items()]
-    parts += [(f"adversarial replay of {name}", r.get("farm"))
-              for name, r in s["attacks"]["results"].items()]
+    what = "attacks (device queries)" if s.get("config", {}).get("device_queries") == "True" \
+        else "adversarial replay"
+    parts += [(f"{what} of {name}", r.get("farm")) for name, r in s["attacks"]["results"].items()]
     out = []
     for title, farm in parts:
         if farm:
