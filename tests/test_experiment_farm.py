@@ -130,6 +130,7 @@ def test_experiment_device_stages_on_two_boards_equal_one_board(
 
 
 @pytest.mark.slow
+@pytest.mark.long  # ~20 s more QEMU boards and device queries: outside `make test`'s budget
 def test_experiment_device_queries_on_two_boards_equal_one_board(
         digits_h5: Path, digits_outdir: Path, elf: Path, both_boards_work: None,
         tmp_path: Path) -> None:
