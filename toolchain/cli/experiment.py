@@ -16,10 +16,14 @@ on a validation split) stq-jr; convert each (and every --baseline model); link i
 Quanos into one ensemble firmware; build everything for the board; validate each on the device
 (bit-exact against the host reference); attack each on the host and replay every adversarial
 input on the device; write one report (Markdown, HTML, JSON, plots). Finished stages are
-cached: an interrupted run resumes where it stopped."""
+cached: an interrupted run resumes where it stopped. The device stages can be sharded over
+several devices (--qemu N, --port repeated, --devices FILE, --ray; docs/farm.md) with the
+same results as one device; the report then has each one's per-device table."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from toolchain.cli.command import port_url
+    from toolchain.farm.cli import add_farm_arguments
     from toolchain.pipeline.experiment import BUDGETS, ExperimentConfig
 
     d = ExperimentConfig()
@@ -41,6 +45,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-layer JR weight vectors searched (1-4)")
     p.add_argument("--baseline", action="append", default=[], metavar="MODEL",
                    help="an external baseline model to convert, deploy and attack too")
+    p.add_argument("--port", type=port_url, action="append", default=[],
+                   help="serial port or pyserial URL of a flashed board; repeat it to shard the "
+                        "device stages (validation, adversarial replay) over several boards. "
+                        "A board serves only the model whose firmware it runs (stq cannot "
+                        "reflash it here); the others are refused and run elsewhere")
+    add_farm_arguments(p)
+    p.add_argument("--device-queries", action="store_true",
+                   help="black-box attacks query the device instead of the host reference (on "
+                        "a farm: sharded by image, each image's attack on one device)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -52,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
                            board=args.board, validate_limit=args.validate_limit,
                            budget=args.budget, attack_limit=args.attack_limit,
                            eps=tuple(args.eps or ()), jr_candidates=args.jr_candidates,
-                           baselines=list(args.baseline),
+                           baselines=list(args.baseline), ports=tuple(args.port),
+                           devices_file=args.devices, qemu=args.qemu, ray=args.ray,
+                           block=args.block, device_queries=args.device_queries,
                            command="stq " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     s = run_experiment(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:

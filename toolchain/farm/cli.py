@@ -1,4 +1,4 @@
-"""The farm options shared by `stq validate` and `stq attack`."""
+"""The farm options shared by `stq validate`, `stq attack` and `stq experiment`."""
 
 from __future__ import annotations
 
@@ -25,14 +25,20 @@ def add_farm_arguments(p: argparse.ArgumentParser) -> None:
 def farm_from_args(args: argparse.Namespace, artifact: Path, work_dir: Path,
                    ports: list[str] | None, progress: bool = True) -> FarmSpec | None:
     """The FarmSpec the options ask for, or None for the plain one-device path."""
-    spec = FarmSpec(board=getattr(args, "board", None), artifact=artifact, work_dir=work_dir,
-                    ports=tuple(ports or ()), devices_file=args.devices, qemu=args.qemu,
-                    elf=getattr(args, "elf", None), timeout=getattr(args, "timeout", None),
-                    ray=args.ray, block=args.block, progress=progress)
-    if args.block < 1:
+    return checked(FarmSpec(board=getattr(args, "board", None), artifact=artifact,
+                            work_dir=work_dir, ports=tuple(ports or ()),
+                            devices_file=args.devices, qemu=args.qemu,
+                            elf=getattr(args, "elf", None), timeout=getattr(args, "timeout", None),
+                            ray=args.ray, block=args.block, progress=progress))
+
+
+def checked(spec: FarmSpec) -> FarmSpec | None:
+    """``spec`` after the checks every command makes before writing anything (--block, the
+    devices file, Ray installed), or None when it asks for the plain one-device path."""
+    if spec.block < 1:
         from toolchain.errors import StqError
 
-        raise StqError(f"--block must be >= 1, got {args.block}")
+        raise StqError(f"--block must be >= 1, got {spec.block}")
     if not spec.is_farm():
         return None
     spec.devices()  # a bad devices file fails here, before anything is written

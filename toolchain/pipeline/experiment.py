@@ -5,6 +5,8 @@ Quanos (ANS on the fp model, bits, training) -> convert every variant (and --bas
 -> the ensemble (int8 + stq + quanos, one firmware) -> build -> validate on the device ->
 attack on the host (bit-exact reference) and replay every adversarial input on the device ->
 one report (toolchain/pipeline/experiment_report.py). Every stage is cached by its inputs.
+The device stages (toolchain/pipeline/experiment_attack.py) run on one board or, with farm
+options, sharded over several through toolchain.farm.
 
 Black-box queries go to the host reference of the same integer model (at the quick budget the
 device would take hours); the device column runs every final adversarial input on the board.
@@ -13,7 +15,6 @@ device would take hours); the device column runs every final adversarial input o
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -50,6 +51,14 @@ class ExperimentConfig:
     jr_candidates: int = 2
     baselines: list[str] = field(default_factory=list)
     seed: int = 0
+    # the device stages on a board farm (toolchain.farm, docs/farm.md): flashed boards, a
+    # devices file, N QEMU boards per model, a Ray cluster; block = inputs per validation item
+    ports: tuple[str, ...] = ()
+    devices_file: Path | None = None
+    qemu: int = 0
+    ray: str | None = None
+    block: int = 8
+    device_queries: bool = False  # black-box queries on the device(s), not the host reference
     command: str | None = None  # how it was invoked (for the report's first line)
 
 
@@ -82,10 +91,12 @@ def attack_config(cfg: ExperimentConfig) -> Any:
 
 
 def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
+    from toolchain.pipeline.experiment_attack import device_farm, validate_models
     from toolchain.training import datasets
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
+    device_farm(cfg, out, None, out)  # bad farm options fail now, before anything is written
     ds = datasets.load(cfg.dataset, cfg.data_dir)
     st = Stages(out, log, 8 + len(VARIANTS) + 1)
     acfg = attack_config(cfg)
@@ -103,7 +114,8 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
                                            if a not in ("square", "autoattack")))
     common = {"cfg": {k: str(v) for k, v in asdict(cfg).items()
                       if k not in ("command", "validate_limit", "budget", "attack_limit", "eps",
-                                   "board", "out")}}
+                                   "board", "out", "ports", "devices_file", "qemu", "ray",
+                                   "block", "device_queries")}}
     with dataset_loaded(ds):
         models = _train_all(cfg, ds, st, common, out, log)
         convs = {}
@@ -135,11 +147,12 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
                                  f"on {cfg.board}",
                      {"builds": {n: file_hash(e) for n, e in builds["elf"].items()},
                       "n": cfg.validate_limit},
-                     lambda: _validate(cfg, ds, deployed, builds, out / "validate"))
+                     lambda: validate_models(cfg, ds, deployed, builds, out / "validate"))
         att = st.run("attack", f"attacking every model ({cfg.budget} budget, "
                                f"{acfg.limit} images) on the host, replayed on {cfg.board}",
                      {"builds": {n: file_hash(e) for n, e in builds["elf"].items()},
-                      "attack": acfg.as_dict()},
+                      "attack": acfg.as_dict(),
+                      **({"device_queries": True} if cfg.device_queries else {})},
                      lambda: _attack_all(cfg, acfg, ds, models, deployed, builds,
                                          out / "attacks", log))
     from toolchain.pipeline import experiment_report
@@ -237,32 +250,6 @@ def _build(deployed: dict[str, Path], board: str, root: Path) -> dict[str, Any]:
     return {"elf": elfs, "usage": usage, "files": list(elfs.values())}
 
 
-def _validate(cfg: ExperimentConfig, ds: Any, deployed: dict[str, Path], builds: dict,
-              root: Path) -> dict[str, Any]:
-    from toolchain.ensemble import combine, device
-    from toolchain.reference import model as reference
-    from toolchain.validate.run import ValidateConfig, validate
-
-    res: dict[str, Any] = {}
-    for name, d in deployed.items():
-        elf = Path(builds["elf"][name])
-        if name == "ensemble":
-            ens = combine.load(d)
-            xq = reference.quantize_input(ens.g, ds.x_test[:cfg.validate_limit])
-            s = device.validate(ens, xq, elf, root / name, board=cfg.board, labels=ds.y_test)
-        else:
-            shutil.rmtree(root / name, ignore_errors=True)
-            s = validate(ValidateConfig(board=cfg.board, artifact=d, out_dir=root / name,
-                                        dataset=ds.name, limit=cfg.validate_limit, elf=elf,
-                                        progress=False))
-        if s["mismatches"]:
-            raise StqError(f"{name}: device and host differ on {s['mismatches']} of "
-                           f"{s['validated']} inputs")
-        res[name] = {k: s.get(k) for k in ("validated", "bit_exact", "mismatches",
-                                            "device_accuracy", "mean_instructions")}
-    return res
-
-
 def _attack_all(cfg: ExperimentConfig, acfg: Any, ds: Any, models: dict[str, Path],
                 deployed: dict[str, Path], builds: dict, root: Path, log: Any) -> dict:
     from toolchain.pipeline.experiment_attack import attack_model
@@ -279,7 +266,7 @@ def _attack_all(cfg: ExperimentConfig, acfg: Any, ds: Any, models: dict[str, Pat
                                "attack evaluation (toolchain/robustness) yet")
             else:
                 results[name] = attack_model(models[name], deployed[name], acfg, ds.name,
-                                             root / name, cfg.board, elf, name, log)
+                                             root / name, cfg.board, elf, name, log, cfg)
         except StqError as exc:  # e.g. a .tflite baseline has no Keras gradients here
             log(f"[experiment] {name} not attacked: {exc}")
             results[name] = {"error": str(exc)}

@@ -1,7 +1,13 @@
-"""Attacks of `stq experiment`: one model through toolchain.robustness.evaluate (queries on the
-host reference, then every adversarial input replayed on the device), and the ensemble
-(white-box on the Keras model averaging the members' logits, black-box on the host integer
-ensemble, every adversarial input replayed on the ensemble firmware)."""
+"""The device stages of `stq experiment`: every model validated on the device, and attacked
+through toolchain.robustness.evaluate (queries on the host reference, then every adversarial
+input replayed on the device).
+
+With farm options (``--qemu N``, repeated ``--port``, ``--devices FILE``, ``--ray``) each
+model's device work is sharded through toolchain.farm exactly as `stq validate` and `stq
+attack` shard it (validation by blocks of inputs, the replay's scoring by inputs), so the
+files equal a one-device run's; each model's farm report (per-device throughput, retries,
+failures) is kept beside its results. The ensemble firmware (its own protocol,
+toolchain/ensemble/device.py) is validated on one ``--board`` device."""
 
 from __future__ import annotations
 
@@ -9,17 +15,82 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from toolchain.errors import StqError
+
+
+def device_farm(cfg: Any, artifact: Path, elf: Path | None, work: Path) -> Any:
+    """The FarmSpec of one model's device stage (its firmware ``elf`` on every emulated board),
+    or None for the plain one-device path (``--board``, or a single ``--port``)."""
+    from toolchain.farm.cli import checked
+    from toolchain.farm.pool import FarmSpec
+
+    return checked(FarmSpec(board=cfg.board, artifact=artifact, work_dir=work,
+                            ports=tuple(cfg.ports), devices_file=cfg.devices_file, qemu=cfg.qemu,
+                            elf=elf, ray=cfg.ray, block=cfg.block, progress=False))
+
+
+def single_port(cfg: Any, farm: Any) -> str | None:
+    return cfg.ports[0] if farm is None and cfg.ports else None
+
+
+def validate_models(cfg: Any, ds: Any, deployed: dict[str, Path], builds: dict,
+                    root: Path) -> dict[str, Any]:
+    from toolchain.ensemble import combine, device
+    from toolchain.reference import model as reference
+    from toolchain.validate.run import ValidateConfig, validate
+
+    res: dict[str, Any] = {}
+    for name, d in deployed.items():
+        elf = Path(builds["elf"][name])
+        farm = None
+        if name == "ensemble":
+            ens = combine.load(d)
+            xq = reference.quantize_input(ens.g, ds.x_test[:cfg.validate_limit])
+            s = device.validate(ens, xq, elf, root / name, board=cfg.board, labels=ds.y_test)
+        else:
+            shutil.rmtree(root / name, ignore_errors=True)
+            farm = device_farm(cfg, d, elf, root / name)
+            try:
+                s = validate(ValidateConfig(board=cfg.board, artifact=d, out_dir=root / name,
+                                            port=single_port(cfg, farm), farm=farm,
+                                            dataset=ds.name, limit=cfg.validate_limit,
+                                            elf=elf, progress=False))
+            except StqError as exc:  # e.g. no device of the farm runs this model's firmware
+                raise StqError(f"validating {name}: {exc}") from None
+        if s["mismatches"]:
+            raise StqError(f"{name}: device and host differ on {s['mismatches']} of "
+                           f"{s['validated']} inputs")
+        res[name] = {k: s.get(k) for k in ("validated", "bit_exact", "mismatches",
+                                            "device_accuracy", "mean_instructions")}
+        if farm is not None:
+            res[name]["farm"] = s["session"]["farm"]
+    return res
+
 
 def attack_model(model: Path, outdir: Path, acfg: Any, dataset: str, out: Path, board: str,
-                 elf: Path, label: str, log: Any) -> dict:
+                 elf: Path, label: str, log: Any, cfg: Any = None) -> dict:
+    """One model attacked on the host, every adversarial input replayed on the device (on the
+    farm of ``cfg``'s options, if any); with ``cfg.device_queries`` the black-box attacks query
+    the device (on a farm: one image's whole attack per work item, toolchain.farm.attack)."""
     from toolchain.robustness import evaluate as E
 
+    if cfg is not None and cfg.device_queries:
+        dev_dir = out / "device-queries"
+        farm = device_farm(cfg, outdir, elf, dev_dir)
+        port = single_port(cfg, farm)
+        res = E.evaluate(model, outdir, acfg, dataset, dev_dir, board=None if port else board,
+                         port=port, elf=elf, label=label, log=log, farm=farm)
+        res["attack_oracle"] = f"black-box queries on {res['device']}"
+        return res
     host = E.evaluate(model, outdir, acfg, dataset, out / "host", label=label, log=log)
     dev_dir = out / "device"
     dev_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(out / "host" / E.CHUNKS, dev_dir / E.CHUNKS)  # replay, do not re-attack
-    res = E.evaluate(model, outdir, acfg, dataset, dev_dir, board=board, elf=elf, label=label,
-                     log=log)
+    farm = None if cfg is None else device_farm(cfg, outdir, elf, dev_dir)
+    port = None if cfg is None else single_port(cfg, farm)
+    res = E.evaluate(model, outdir, acfg, dataset, dev_dir, board=None if port else board,
+                     port=port, elf=elf, label=label, log=log, farm=farm, replay=True)
     res["host_only"] = {"clean": host["clean"], "attack_oracle": host["attack_oracle"]}
-    res["attack_oracle"] = "reference (host); adversarial inputs replayed on " + str(board)
+    res["attack_oracle"] = "reference (host); adversarial inputs replayed on " + (
+        str(res["device"]) if farm is not None or port else str(board))
     return res

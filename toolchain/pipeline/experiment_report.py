@@ -108,7 +108,8 @@ def markdown(s: dict) -> str:
              f"Accuracy under attack at eps = {eps * 255:.0f}/255 (unbounded attacks C&W-L2, "
              "Boundary, ZOO: counted as robust when their perturbation's L-inf > eps); host = "
              "bit-exact integer reference (Keras for fp), device = every adversarial input run "
-             f"on {c['board']}. Black-box queries went to the host reference.", "",
+             f"on {c['board']}. Black-box queries went to the "
+             f"{'device' if c.get('device_queries') == 'True' else 'host reference'}.", "",
              "| model | clean h/d | " + " | ".join(f"{TITLE[a]} h/d" for a in COLUMNS)
              + " | flash KB | RAM KB | weights KB | instr./inference | bit-exact |",
              "|---" * (len(COLUMNS) + 7) + "|"]
@@ -125,8 +126,27 @@ def markdown(s: dict) -> str:
     if q:
         lines += ["", "## Quanos bit widths (ANS rule, Panda et al. ISLPED 2020)", "",
                   ", ".join(f"{k}: {v}" for k, v in q.items())]
+    lines += farm_lines(s)
     lines += ["", "## Accuracy vs eps (host; subset)", "", "![accuracy vs eps](eps.png)", ""]
     return "\n".join(lines)
+
+
+def farm_lines(s: dict) -> list[str]:
+    """The device stages' farm reports (toolchain.farm): per stage and model, one row per
+    device (items, queries, throughput, link retries, re-queued items, failure)."""
+    from toolchain.farm.report import farm_table
+
+    parts = [(f"validation of {name}", v.get("farm")) for name, v in s["validate"].items()]
+    what = "attacks (device queries)" if s.get("config", {}).get("device_queries") == "True" \
+        else "adversarial replay"
+    parts += [(f"{what} of {name}", r.get("farm")) for name, r in s["attacks"]["results"].items()]
+    out = []
+    for title, farm in parts:
+        if farm:
+            out += ["", f"### {title}: {farm['used']} of {len(farm['devices'])} devices, "
+                        f"{farm['queries']} queries, {farm['failed']} failed", "",
+                    *farm_table(farm)]
+    return ["", "## Devices (board farm, docs/farm.md)", *out] if out else []
 
 
 def write(root: Path, s: dict) -> dict[str, Path]:

@@ -124,14 +124,16 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
              transfer_from: tuple[Path, ...] = (), label: str | None = None,
              log: Callable[[str], None] = print, keras_model: Any = None,
              inputs: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False,
-             transfer: tuple[Path, ...] = (), farm: Any = None) -> dict:
+             transfer: tuple[Path, ...] = (), farm: Any = None, replay: bool = False) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
     (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5;
     ``inputs`` (x in [0, 1], y) replace the dataset's test split; ``transfer`` adds the
     transfer matrix of this model and those (toolchain.robustness.transfer); a .tflite model
     is attacked white-box through its float twin (robustness/twin.py). ``farm`` (a
     toolchain.farm FarmSpec): black-box attacks one image per work item over its devices
-    (toolchain.farm.attack), the same bytes on any number of devices."""
+    (toolchain.farm.attack), the same bytes on any number of devices; with ``replay`` the
+    adversarial inputs are those of a host run's chunks.jsonl copied into OUT (`stq
+    experiment`): nothing is attacked per image, the farm only scores them."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
     from toolchain.robustness.masking import diagnose
@@ -157,10 +159,11 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
         oracles.KerasOracle(keras, "keras")
     keras_o = oracles.KerasOracle(keras, "keras")
     label = label or model_label(model_path)
+    per_image = farm is not None and not replay
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
                          "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from],
                          "x": _digest(x, y),
-                         **({"per_image": True} if farm is not None else {})},
+                         **({"per_image": True} if per_image else {})},
                         sort_keys=True, default=str)
     done = _read_chunks(out / CHUNKS, run_id)
     if done:
@@ -191,7 +194,7 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
         bar = _progress(len(jobs), progress)
         for job in jobs:
             _run_job(job, x, y, done, counted, classifier, chunks_f, run_id, log,
-                     device if farm is not None else None)
+                     device if per_image else None)
             job["oracle"] = attack_oracle.name if job["kind"] == "black-box" else (
                 "gradients of " + (model_label(job["src"]) if job["src"] else label))
             job["budget"] = describe_budget(replace(job["cfg"], attacks=(job["base"],)))[
