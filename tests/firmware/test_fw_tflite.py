@@ -96,3 +96,25 @@ def test_keras_made_model_bit_exact_on_qemu(name: str, keras_made_builds: dict,
     else:
         assert want.dtype == np.int8 and np.array_equal(dev, want)
     assert len({r.tobytes() for r in dev}) >= 4, dev  # outputs vary across the inputs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_fast_fc_and_add_bit_exact_on_qemu(seed: int, tmp_path: Path) -> None:
+    """The optimized FULLY_CONNECTED (SMLAD, SXTB16, SADD16) and tabulated ADD on the DSP
+    extension equal the NumPy reference on random graphs (tests/tflite_random.py)."""
+    from tests import tflite_random as R
+    from toolchain.pipeline.convert import convert_graph
+
+    g = R.fc_add_graph(seed)
+    out = tmp_path / "model"
+    convert_graph(g, out)
+    src = (out / "c" / "model.c").read_text()
+    assert "tfl_fc_i8_fast(" in src and "tfl_add_i8_fast(" in src
+    xq = R.inputs(g, 6, seed)
+    np.save(tmp_path / "x.npy", xq)
+    s = validate(ValidateConfig(BOARD, out, tmp_path / "val", dataset=None,
+                                inputs=tmp_path / "x.npy", progress=False))
+    assert s["validated"] == 6 and s["bit_exact"] == 6 and s["mismatches"] == 0
+    dev = _device_outputs(tmp_path / "val").astype(np.int8)
+    assert np.array_equal(dev, reference.predict(g, xq))
+    assert len({r.tobytes() for r in dev}) >= 3
