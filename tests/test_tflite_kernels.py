@@ -1,8 +1,9 @@
-"""The optimized C kernels of the TFLite path (FULLY_CONNECTED with SMLAD, ADD with tabulated
-input rescalings) equal the NumPy reference byte for byte on random graphs (random sizes, odd
-rows and input tails, extreme zero points, weights, shifts and inputs), compiled with gcc on the
-host (portable lanes) beside the reference C kernels. QEMU (the DSP instructions):
-tests/firmware/test_fw_tflite.py."""
+"""The optimized C kernels of the TFLite path (DEPTHWISE_CONV_2D of depth multiplier 1 with
+SMLABB/SMLATT, FULLY_CONNECTED with SMLAD, ADD with tabulated input rescalings) equal the NumPy
+reference byte for byte, every layer, on random graphs (random sizes, kernels, strides,
+dilations, paddings, odd rows and channel or input tails, extreme zero points, weights, shifts
+and inputs), compiled with gcc on the host (portable lanes) beside the reference C kernels.
+QEMU (the DSP instructions): tests/firmware/test_fw_tflite.py."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from toolchain.device.host_model import HostModel
 from toolchain.pipeline.convert import convert_graph
 from toolchain.reference import model as reference
 
+CASES = [("fc_add", s) for s in range(5)] + [("dw", s) for s in range(6)]
+FAST = {"fc_add": "tfl_fc_i8_fast(", "dw": "tfl_dwconv2d_i8_fast("}
 
-@pytest.mark.parametrize("seed", range(5))
-def test_fast_fc_and_add_equal_reference_on_random_graphs(seed: int, tmp_path: Path) -> None:
-    g = R.fc_add_graph(seed)
+
+@pytest.mark.parametrize("kind, seed", CASES)
+def test_fast_kernels_equal_reference_on_random_graphs(kind: str, seed: int,
+                                                       tmp_path: Path) -> None:
+    g = R.fc_add_graph(seed) if kind == "fc_add" else R.dw_graph(seed)
     xs = R.inputs(g, 12, seed)
     want = reference.predict(g, xs)
     assert len({r.tobytes() for r in want}) >= 3, want  # the outputs vary across inputs
@@ -28,7 +33,7 @@ def test_fast_fc_and_add_equal_reference_on_random_graphs(seed: int, tmp_path: P
         out = tmp_path / kernels
         convert_graph(g, out, kernels=kernels)
         src = (out / "c" / "model.c").read_text()
-        assert ("tfl_fc_i8_fast(" in src) == (kernels == "optimized")
+        assert (FAST[kind] in src) == (kernels == "optimized")
         hm = HostModel(reference.load_artifact_dir(out), out / "c", tmp_path / f"h-{kernels}")
         y, _ = hm.predict(xs)
         assert np.array_equal(y, want), kernels

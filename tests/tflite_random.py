@@ -1,5 +1,6 @@
 """Random tfl_* graphs built straight in the IR (no TFLite converter) for the kernel tests of
-the optimized TFLite C kernels: FULLY_CONNECTED of random sizes (tails of 1-3 inputs, odd and
+the optimized TFLite C kernels: DEPTHWISE_CONV_2D (depth multiplier 1; random kernel, stride,
+dilation, padding, channel counts), FULLY_CONNECTED of random sizes (tails of 1-3 inputs, odd and
 even row counts), ADD of two such layers (large enough for the tabulated kernel, and small),
 extreme zero points, weights and requantization parameters (left and right shifts), fused
 activation clamps. Every tensor is int8; multipliers come from toolchain/ir/tflite_params.py as
@@ -80,6 +81,35 @@ class _G:
                                {"weights": w, "bias": bias, "mult": mult, "shift": shift}))
         return out
 
+    def dw(self, x: str, k: tuple[int, int], stride: int, dil: int, same: bool) -> str:
+        """DEPTHWISE_CONV_2D, depth multiplier 1 (the optimized kernel's case)."""
+        rng, src = self.rng, self.tensors[x]
+        h, w_, c = src.shape
+        oh, pt, pb = tp.padding(stride, dil, h, k[0], same)
+        ow, pl, pr = tp.padding(stride, dil, w_, k[1], same)
+        w = _weights(rng, (k[0], k[1], c))
+        ws = np.float32(np.exp(rng.uniform(np.log(1e-4), np.log(0.5), c)))
+        xc = np.pad(self.cal[x] - src.zero_point, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        acc = np.zeros((len(xc), oh, ow, c), np.int64)
+        for ky in range(k[0]):
+            for kx in range(k[1]):
+                acc += w[ky, kx].astype(np.int64) * xc[:, ky * dil:ky * dil + (oh - 1) * stride
+                                                       + 1:stride,
+                                                       kx * dil:kx * dil + (ow - 1) * stride
+                                                       + 1:stride]
+        spread = max(1.0, float(acc.std(0).mean()))
+        bias = np.round(-acc.mean((0, 1, 2)) + rng.normal(0, spread / 2, c)).astype(np.int32)
+        real = (acc + bias) * (src.scale * ws.astype(np.float64))
+        out, clamp, zp = self._out(real, (oh, ow, c))
+        mult, shift = tp.per_channel(src.scale, ws, self.tensors[out].scale)
+        self.nodes.append(Node(
+            f"dw{len(self.nodes)}", "tfl_depthwise_conv2d", [x], out,
+            {"in_shape": [h, w_, c], "kernel": list(k), "stride": [stride, stride],
+             "dilation": [dil, dil], "pad": [pt, pb, pl, pr], "in_zp": src.zero_point,
+             "out_zp": zp, "clamp": list(clamp), "weight_kind": "int8", "depth_multiplier": 1},
+            {"weights": w, "bias": bias, "mult": mult, "shift": shift}))
+        return out
+
     def add(self, a: str, b: str) -> str:
         ta, tb = self.tensors[a], self.tensors[b]
         real = (ta.scale * (self.cal[a] - ta.zero_point) + tb.scale * (self.cal[b] -
@@ -105,8 +135,30 @@ def fc_add_graph(seed: int, blocks: int = 3) -> Graph:
         a = g.fc(x, n_out)
         x = g.add(a, g.fc(x, n_out)) if rng.random() < 0.8 else a
     out = g.fc(x, int(rng.integers(2, 13)))
+    return _graph(g, f"rand_fc_add_{seed}", first, out)
+
+
+def dw_graph(seed: int, blocks: int = 2) -> Graph:
+    """input (H, W, C) -> blocks of [DW, DW -> ADD] or a lone DW (random kernel 1-5, stride,
+    dilation, SAME / VALID, channels of every residue mod 4) -> FC (<= 12)."""
+    rng = np.random.default_rng(seed)
+    g = _G(rng)
+    shape = (int(rng.integers(1, 13)), int(rng.integers(1, 13)), int(rng.integers(1, 24)))
+    x = first = g.tensor(shape, (-128, 127), _scale(rng), _zp(rng))
+    for _ in range(blocks):
+        h, w, _c = g.tensors[x].shape
+        k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        stride, dil = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        same = bool(rng.random() < 0.6) or (k[0] - 1) * dil + 1 > h or (k[1] - 1) * dil + 1 > w
+        a = g.dw(x, k, stride, dil, same)
+        x = g.add(a, g.dw(x, k, stride, dil, same)) if rng.random() < 0.5 else a
+    out = g.fc(x, int(rng.integers(2, 13)))
+    return _graph(g, f"rand_dw_{seed}", first, out)
+
+
+def _graph(g: _G, name: str, first: str, out: str) -> Graph:
     t = g.tensors[first]
-    return Graph(f"rand_fc_add_{seed}", g.tensors, g.nodes, first, out,
+    return Graph(name, g.tensors, g.nodes, first, out,
                  {"dtype": "int8", "qmin": -128, "qmax": 127, "float_input": False,
                   "step": t.scale, "zero_point": t.zero_point},
                  {"activation": "none", "dequantize": False},

@@ -5,7 +5,9 @@ SOFTMAX over a vector and per pixel, QUANTIZE/DEQUANTIZE edges). Every output by
 from the device must equal TFLite's BUILTIN_REF interpreter on the same inputs (and the host
 reference; tests/test_tflite.py checks the host side on more inputs).
 
-The six models are converted and built once per session (about 3 s of arm-none-eabi-gcc each)
+Random graphs (tests/tflite_random.py) check the optimized DEPTHWISE_CONV_2D, FULLY_CONNECTED
+and ADD kernels with the DSP instructions. The six models are converted and built once per
+session (about 3 s of arm-none-eabi-gcc each)
 and run on a few varied inputs each: random int8, plus the extremes -128 and 127."""
 
 from __future__ import annotations
@@ -98,18 +100,20 @@ def test_keras_made_model_bit_exact_on_qemu(name: str, keras_made_builds: dict,
     assert len({r.tobytes() for r in dev}) >= 4, dev  # outputs vary across the inputs
 
 
-@pytest.mark.parametrize("seed", [0, 1, 3])
-def test_fast_fc_and_add_bit_exact_on_qemu(seed: int, tmp_path: Path) -> None:
-    """The optimized FULLY_CONNECTED (SMLAD, SXTB16, SADD16) and tabulated ADD on the DSP
-    extension equal the NumPy reference on random graphs (tests/tflite_random.py)."""
+@pytest.mark.parametrize("kind, seed", [("fc_add", 0), ("fc_add", 3), ("dw", 1), ("dw", 4)])
+def test_fast_kernels_bit_exact_on_qemu(kind: str, seed: int, tmp_path: Path) -> None:
+    """The optimized DEPTHWISE_CONV_2D (SMLABB/SMLATT), FULLY_CONNECTED (SMLAD, SXTB16, SADD16)
+    and tabulated ADD on the DSP extension equal the NumPy reference on random graphs
+    (tests/tflite_random.py; the host side on more of them: tests/test_tflite_kernels.py)."""
     from tests import tflite_random as R
     from toolchain.pipeline.convert import convert_graph
 
-    g = R.fc_add_graph(seed)
+    g = R.fc_add_graph(seed) if kind == "fc_add" else R.dw_graph(seed)
     out = tmp_path / "model"
     convert_graph(g, out)
     src = (out / "c" / "model.c").read_text()
-    assert "tfl_fc_i8_fast(" in src and "tfl_add_i8_fast(" in src
+    assert "tfl_fc_i8_fast(" in src
+    assert ("tfl_add_i8_fast(" if kind == "fc_add" else "tfl_dwconv2d_i8_fast(") in src
     xq = R.inputs(g, 6, seed)
     np.save(tmp_path / "x.npy", xq)
     s = validate(ValidateConfig(BOARD, out, tmp_path / "val", dataset=None,

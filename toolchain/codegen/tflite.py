@@ -30,7 +30,9 @@ WHAT = {"tfl_conv2d": "CONV_2D (int8 per-channel, OHWI weights)",
 FAST_WHAT = {"tfl_conv2d": "Cortex-M DSP (SMLAD); scratch: im2col of two output pixels as int16.",
              "tfl_fully_connected": "Cortex-M DSP (SMLAD), two rows per pass; scratch: the "
              "input row as int16.",
-             "tfl_add": "scratch: the two inputs' rescalings tabulated (2 x 256 int32)."}
+             "tfl_add": "scratch: the two inputs' rescalings tabulated (2 x 256 int32).",
+             "tfl_depthwise_conv2d": "depth multiplier 1, Cortex-M DSP (SMLABB/SMLATT), 4 "
+             "channels per pass; no scratch."}
 
 
 @dataclass
