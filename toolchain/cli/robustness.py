@@ -22,7 +22,9 @@ with --transfer). L-inf attacks are scored at --eps, L2 attacks at --l2-eps; eve
 runs at half its budget (the convergence check) and is seeded. Every adversarial input is
 checked on the host reference and the device (outputs must be identical; exit 1 otherwise).
 Writes OUT/results.json and the report; a rerun with the same settings resumes from
-OUT/chunks.jsonl (queries are logged to OUT/queries.jsonl)."""
+OUT/chunks.jsonl (queries are logged to OUT/queries.jsonl). An int8 .tflite MODEL is attacked
+white-box through a float twin built from its integer graph (converted into OUT/model unless
+--artifact is given), on images of --dataset/--data-dir mapped onto its input range."""
 
 
 def _floats(s: str) -> tuple[float, ...]:
