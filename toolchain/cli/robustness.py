@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from toolchain.cli.command import add_json_argument, collect
 from toolchain.farm.cli import add_farm_arguments
@@ -21,7 +22,9 @@ with --transfer). L-inf attacks are scored at --eps, L2 attacks at --l2-eps; eve
 runs at half its budget (the convergence check) and is seeded. Every adversarial input is
 checked on the host reference and the device (outputs must be identical; exit 1 otherwise).
 Writes OUT/results.json and the report; a rerun with the same settings resumes from
-OUT/chunks.jsonl (queries are logged to OUT/queries.jsonl)."""
+OUT/chunks.jsonl (queries are logged to OUT/queries.jsonl). An int8 .tflite MODEL is attacked
+white-box through a float twin built from its integer graph (converted into OUT/model unless
+--artifact is given), on images of --dataset/--data-dir mapped onto its input range."""
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -46,9 +49,13 @@ def _budget_help() -> str:
 def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     from toolchain.robustness.registry import names
 
-    p.add_argument("--model", type=Path, required=True, help="QKeras model (.h5)")
+    p.add_argument("model_file", type=Path, nargs="?", metavar="MODEL",
+                   help="the model to attack (the same as --model; give it first)")
+    p.add_argument("--model", type=Path, help="QKeras model (.h5) or int8 TFLite model "
+                   "(.tflite: white-box through its float twin, black-box on the integer model)")
     p.add_argument("--artifact", type=Path, help="OUTDIR of `stq convert` for this model (the "
-                   "integer host model and the device); without it the Keras model is scored")
+                   "integer host model and the device); without it the Keras model is scored, "
+                   "and a .tflite model is converted into OUT/model")
     p.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
                    help=f"comma-separated, from {','.join(names())} (default %(default)s)")
     dev = p.add_mutually_exclusive_group()
@@ -59,7 +66,10 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     dev.add_argument("--oracle", choices=("reference", "host-c"), default="reference",
                      help="black-box oracle without a device (default %(default)s)")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
-    p.add_argument("--dataset", default="digits", help="test split to attack (default digits)")
+    p.add_argument("--dataset", default="digits", help="test split to attack (default digits; "
+                   "cifar10, svhn and speech_commands need --data-dir)")
+    p.add_argument("--data-dir", type=Path, help="local folder (or archive) of --dataset, e.g. "
+                   "the CIFAR-10 python batches (cifar-10-batches-py/); nothing is downloaded")
     p.add_argument("--inputs", type=Path, metavar="FILE", help="attack these inputs instead: "
                    ".npz with x and y (or x_test, y_test), or .npy with --labels")
     p.add_argument("--labels", type=Path, metavar="FILE.npy", help="class indices for an "
@@ -119,19 +129,26 @@ def run_attack(args: argparse.Namespace) -> int:
         sanity=False if args.no_sanity else None)
     from toolchain.farm.cli import farm_from_args, write_farm_table
 
+    model = _model(args)
+    inputs = oracles.load_inputs(args.inputs, args.labels) if args.inputs else None
+    if model.suffix.lower() == ".tflite" and args.artifact is None and model.is_file():
+        inputs = inputs or _dataset(args.dataset, args.data_dir)
+        args.artifact = _convert_tflite(model, args.output / "model", inputs[0][:cfg.limit],
+                                        f"{model.name} on {args.inputs or args.dataset}")
     farm = farm_from_args(args, args.artifact or Path("."), args.output, args.port)
     if (args.board or args.port or farm) and args.artifact is None:
         raise StqError("--board/--port/--qemu/--devices need --artifact (the converted model "
                        "the device runs)")
-    for p in (args.model, *args.transfer, *args.transfer_from):
+    for p in (model, *args.transfer, *args.transfer_from):
         if not Path(p).is_file():
             raise StqError(f"model {p} does not exist")
-    inputs = oracles.load_inputs(args.inputs, args.labels) if args.inputs else None
     res = attacks_eval.evaluate(
-        args.model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,
+        model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,
         board=None if farm else args.board, port=None if farm or not args.port else args.port[0],
         elf=args.elf, transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
-        progress=args.progress, transfer=tuple(args.transfer), farm=farm)
+        progress=args.progress, transfer=tuple(args.transfer), farm=farm,
+        data_dir=args.data_dir,
+        log=(lambda m: print(m, file=sys.stderr)) if args.json else print)  # stdout: JSON only
     paths = robustness_report.write_reports(args.output, [res])
     if args.json:
         print(json.dumps(res, indent=1, default=float))
@@ -146,6 +163,40 @@ def run_attack(args: argparse.Namespace) -> int:
         print(f"stq attack: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _model(args: argparse.Namespace) -> Path:
+    from toolchain.errors import StqError
+
+    if (args.model is None) == (args.model_file is None):
+        raise StqError("name the model to attack once: `stq attack MODEL` or --model MODEL")
+    return Path(args.model or args.model_file)
+
+
+def _dataset(name: str, data_dir: Path | None) -> tuple[Any, Any]:
+    from toolchain.training import datasets
+
+    ds = datasets.load(name, data_dir)
+    return ds.x_test, ds.y_test
+
+
+def _convert_tflite(model: Path, out: Path, x: object, where: str) -> Path:
+    """`stq attack model.tflite` without --artifact: convert it into OUT/model first (the
+    integer reference, the float twin and the device firmware are built from that), once the
+    data is known to fit the model (nothing is written otherwise)."""
+    import sys
+
+    import numpy as np
+
+    from toolchain.frontend.tflite import convert_tflite
+    from toolchain.pipeline.convert import convert
+    from toolchain.robustness.twin import check_data
+
+    check_data(convert_tflite(model), np.asarray(x), where)
+    print(f"[attack] converting {model} into {out} (pass --artifact to reuse a conversion)",
+          file=sys.stderr)
+    convert(model, out)
+    return out
 
 
 # --- stq report --------------------------------------------------------------------------------

@@ -67,17 +67,34 @@ def weight_code(node: Node, packing: str) -> str:
 
 # --- TFLite int8 ops (codegen/layers/tflite.py) ----------------------------------------
 
-TFL_FAST_OPS = ("tfl_conv2d",)
+TFL_FAST_OPS = ("tfl_conv2d", "tfl_fully_connected", "tfl_add", "tfl_depthwise_conv2d")
+TFL_ADD_TABLE_MIN = 512  # elements below which the ADD tables cost more than they save
 
 
-def tfl_fast_variant(n: Node, kernels: str) -> str | None:
-    """The optimized kernel of a tfl_* layer ("fast": int16 im2col of two output pixels and
-    SMLAD, CMSIS-NN style) or None (the reference kernel)."""
-    return "fast" if kernels == "optimized" and n.op in TFL_FAST_OPS else None
+def tfl_fast_variant(n: Node, kernels: str, elements: int = 0) -> str | None:
+    """The optimized kernel of a tfl_* layer ("fast") or None (the reference kernel): CONV_2D
+    and FULLY_CONNECTED with int16 columns and SMLAD (CMSIS-NN style), ADD with its two input
+    rescalings tabulated (when the output has ``elements`` >= TFL_ADD_TABLE_MIN),
+    DEPTHWISE_CONV_2D of depth multiplier 1 with SMLABB/SMLATT (other multipliers: reference)."""
+    if kernels != "optimized" or n.op not in TFL_FAST_OPS:
+        return None
+    if n.op == "tfl_depthwise_conv2d" and n.attrs.get("depth_multiplier", 1) != 1:
+        return None
+    if n.op == "tfl_add" and elements < TFL_ADD_TABLE_MIN:
+        return None
+    return "fast"
 
 
 def tfl_fast_buffer_bytes(p: dict, op: str) -> int:
     """Scratch bytes of the fast tfl kernel of layer p, as its C *_get_buffer_size computes:
-    the interleaved int16 im2col groups of two pixels and two tails of 4 int16."""
+    conv, the interleaved int16 im2col groups of two pixels and two tails of 4 int16; FC, the
+    int16 input row (groups of 4) and a tail of 4 int16; ADD, two tables of 256 int32;
+    depthwise, none."""
+    if op == "tfl_depthwise_conv2d":
+        return 0
+    if op == "tfl_add":
+        return 2 * 256 * 4
+    if op == "tfl_fully_connected":
+        return 2 * (int(p["in_c"]) & ~3) + 8
     col = int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])
     return 4 * (col & ~3) + 16

@@ -94,7 +94,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     weight_bytes: dict[str, int] = {}
     codes: set[str] = set()
     tfl_ops: set[str] = set()
-    tfl_fast = False
+    tfl_fast: set[str] = set()  # tfl_* ops with an optimized kernel in this model
 
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
@@ -111,7 +111,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
             weight_bytes[n.name] = sum(a.nbytes for a in t.arrays)
             scratch_bytes = max(scratch_bytes, t.scratch)
             tfl_ops.add(n.op)
-            tfl_fast |= t.variant is not None
+            tfl_fast |= {n.op} if t.variant is not None else set()
             if t.fn not in bodies:
                 proto = prototype(prefix, t.fn, ins, out)
                 bodies[t.fn] = env.get_template(t.template).render(
@@ -214,6 +214,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
     if tfl_fast:
         support.tables.add("scratch")
+    if "tfl_conv2d" in tfl_fast:
         support.functions |= {"tfl_conv2d_fast_get_buffer_size", "tfl_im2col"}
     fp = file_prefix(prefix)
     ctx = {
@@ -241,7 +242,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,
         "uses_tfl": bool(tfl_ops), "uses_tfl_softmax": "tfl_softmax" in tfl_ops,
-        "uses_tfl_fast": tfl_fast,
+        "uses_tfl_fast": bool(tfl_fast), "uses_tfl_conv_fast": "tfl_conv2d" in tfl_fast,
     }
     files = {f"{fp}{name}": env.get_template(tpl).render(**ctx)
              for name, tpl in SOURCES.items()}

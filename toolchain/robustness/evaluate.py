@@ -124,12 +124,14 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
              transfer_from: tuple[Path, ...] = (), label: str | None = None,
              log: Callable[[str], None] = print, keras_model: Any = None,
              inputs: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False,
-             transfer: tuple[Path, ...] = (), farm: Any = None, replay: bool = False) -> dict:
+             transfer: tuple[Path, ...] = (), farm: Any = None, replay: bool = False,
+             data_dir: Path | None = None) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
     (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5;
-    ``inputs`` (x in [0, 1], y) replace the dataset's test split; ``transfer`` adds the
-    transfer matrix of this model and those (toolchain.robustness.transfer); a .tflite model
-    is attacked white-box through its float twin (robustness/twin.py). ``farm`` (a
+    ``inputs`` (x in [0, 1], y) replace the dataset's test split (read from ``data_dir``);
+    ``transfer`` adds the transfer matrix of this model and those
+    (toolchain.robustness.transfer); a .tflite model is attacked white-box through its float
+    twin (robustness/twin.py), its black-box attacks query the integer oracles. ``farm`` (a
     toolchain.farm FarmSpec): black-box attacks one image per work item over its devices
     (toolchain.farm.attack), the same bytes on any number of devices; with ``replay`` the
     adversarial inputs are those of a host run's chunks.jsonl copied into OUT (`stq
@@ -142,7 +144,7 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     if inputs is None:
         from toolchain.training import datasets
 
-        ds = datasets.load(dataset)
+        ds = datasets.load(dataset, data_dir)
         inputs = (ds.x_test, ds.y_test)
     x = np.asarray(inputs[0][:cfg.limit], np.float32)
     y = np.asarray(inputs[1][:cfg.limit], np.int64)
@@ -150,7 +152,7 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     if Path(model_path).suffix.lower() == ".tflite" and keras_model is None:
         from toolchain.robustness import twin  # white-box through the IR's float twin
 
-        keras_model, x, cfg = twin.for_attack(g, x, cfg)
+        keras_model, x, cfg = twin.for_attack(g, x, cfg, f"{Path(model_path).name} on {dataset}")
     keras = keras_model if keras_model is not None else load_keras_model(model_path)
     shape = tuple(int(d) for d in keras.input_shape[1:])
     oracles.check_inputs(x, y, shape, int(keras.output_shape[-1]), cfg.clip, "inputs")

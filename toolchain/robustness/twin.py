@@ -126,16 +126,34 @@ def input_range(g: Graph) -> tuple[float, float]:
     return float(f["step"]) * (f["qmin"] - zp), float(f["step"]) * (f["qmax"] - zp)
 
 
-def for_attack(g: Graph | None, x: np.ndarray, cfg: Any) -> tuple[Any, np.ndarray, Any]:
+def check_data(g: Graph, x: np.ndarray, where: str) -> None:
+    """One clear line when dataset images ([0, 1], NHWC) cannot be fed to this model."""
+    shape = tuple(int(d) for d in g.tensors[g.input].shape)
+    if tuple(x.shape[1:]) != shape:
+        raise StqError(f"{where}: the data has inputs of shape {tuple(x.shape[1:])}, the model "
+                       f"takes {shape}: give the data it was made for (e.g. --dataset cifar10 "
+                       "--data-dir DIR for an MLPerf Tiny ResNet-8) or --inputs")
+    if len(x) and (not np.all(np.isfinite(x)) or x.min() < 0.0 or x.max() > 1.0):
+        raise StqError(f"{where}: input values must be in [0, 1] (images scaled as the dataset "
+                       "loaders do); they are mapped onto the model's input range")
+
+
+def for_attack(g: Graph | None, x: np.ndarray, cfg: Any,
+               where: str = "the inputs") -> tuple[Any, np.ndarray, Any]:
     """`stq attack` on a TFLite model: its float twin as the white-box model, and the dataset's
-    [0, 1] images (and clip, epsilons) mapped linearly onto the model's real input range (the
-    MLPerf ResNet-8: pixel values 0..255, so eps 8/255 becomes 8)."""
+    [0, 1] images (and clip, L-inf and L2 epsilons, the ZOO step) mapped linearly onto the
+    model's real input range (the MLPerf ResNet-8: pixel values 0..255, so eps 8/255 becomes
+    8). Data that does not fit the model (shape, or values outside [0, 1]) is refused with one
+    line naming ``where``."""
     import dataclasses
 
     if g is None:
         raise StqError("attacking a .tflite model needs --artifact (the OUTDIR of `stq convert "
                        "model.tflite`): the twin and the integer oracles are built from it")
+    check_data(g, x, where)
     lo, hi = input_range(g)
     span = hi - lo
-    cfg = dataclasses.replace(cfg, clip=(lo, hi), eps=tuple(e * span for e in cfg.eps))
+    cfg = dataclasses.replace(cfg, clip=(lo, hi), eps=tuple(e * span for e in cfg.eps),
+                              l2_eps=tuple(e * span for e in cfg.l2_eps),
+                              zoo_step=cfg.zoo_step * span)
     return build_twin(g), (lo + x * span).astype(np.float32), cfg

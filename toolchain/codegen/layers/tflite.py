@@ -27,6 +27,13 @@ WHAT = {"tfl_conv2d": "CONV_2D (int8 per-channel, OHWI weights)",
         "tfl_softmax": "SOFTMAX int8 -> int8 over the last axis (gemmlowp fixed point)",
         "tfl_requantize": "QUANTIZE int8 -> int8 / standalone RELU, RELU6 (int8)"}
 
+FAST_WHAT = {"tfl_conv2d": "Cortex-M DSP (SMLAD); scratch: im2col of two output pixels as int16.",
+             "tfl_fully_connected": "Cortex-M DSP (SMLAD), two rows per pass; scratch: the "
+             "input row as int16.",
+             "tfl_add": "scratch: the two inputs' rescalings tabulated (2 x 256 int32).",
+             "tfl_depthwise_conv2d": "depth multiplier 1, Cortex-M DSP (SMLABB/SMLATT), 4 "
+             "channels per pass; no scratch."}
+
 
 @dataclass
 class TflLayer:
@@ -95,11 +102,10 @@ def tfl_layer(g: Graph, n: Node, base: str, prefix: str, kernels: str,
            "docs/semantics.md.",
            "in, out: int8 HWC (or flat); p: shapes, window, zero points, per-channel int32 "
            "bias, quantized multipliers mult and exponents shift (> 0: left)."]
-    variant = tfl_fast_variant(n, kernels)
+    variant = tfl_fast_variant(n, kernels, out.size)
     if variant is None:
         return TflLayer(p, arrays, ref_fn, ref_fn, f"reference/{n.op}.c.j2", doc)
-    doc.append(f"Optimized (Cortex-M DSP, SMLAD): same results as {ref_fn} for every input; "
-               "scratch: im2col of two output pixels as int16.")
+    doc.append(f"Optimized: same results as {ref_fn} for every input; {FAST_WHAT[n.op]}")
     return TflLayer(p, arrays, ref_fn, f"{ref_fn}_{variant}",
                     f"optimized/{n.op}_{variant}.c.j2", doc, tfl_fast_buffer_bytes(p, n.op),
                     variant)
