@@ -98,7 +98,7 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
     out = Path(cfg.out)
     device_farm(cfg, out, None, out)  # bad farm options fail now, before anything is written
     ds = datasets.load(cfg.dataset, cfg.data_dir)
-    st = Stages(out, log, 8 + len(VARIANTS) + 1)
+    st = Stages(out, log, 8 + len(VARIANTS) + 1, command="experiment")
     acfg = attack_config(cfg)
     lo = float(min(ds.x_train.min(), ds.x_test.min()))
     hi = float(max(ds.x_train.max(), ds.x_test.max()))

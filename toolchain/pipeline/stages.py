@@ -30,11 +30,12 @@ def file_hash(path: str | Path) -> str:
 
 class Stages:
     def __init__(self, out: Path, log: Callable[[str], None] = print,
-                 total: int | None = None, progress: bool = False) -> None:
+                 total: int | None = None, progress: bool = False, command: str = "demo") -> None:
         from toolchain.progress import bar, write
 
         self.cache = Path(out) / ".stq-cache"
-        self.bar = bar(total, "demo", progress, unit="stage")
+        self.command = command  # the word before each stage's count: [demo 3/7]
+        self.bar = bar(total, command, progress, unit="stage")
         self.log = (lambda line: write(line, self.bar)) if log is print else log
         self.total = total
         self.count = 0
@@ -44,7 +45,8 @@ class Stages:
     def run(self, name: str, title: str, inputs: dict[str, Any],
             fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         self.count += 1
-        tag = f"[demo {self.count}/{self.total}]" if self.total else f"[demo {self.count}]"
+        n = f"{self.count}/{self.total}" if self.total else str(self.count)
+        tag = f"[{self.command} {n}]"
         key = hashlib.sha256(json.dumps({"stq": __version__, **inputs}, sort_keys=True,
                                         default=str).encode()).hexdigest()
         path = self.cache / f"{name}.json"
