@@ -64,14 +64,28 @@ def digits_data() -> Any:
     return datasets.digits()
 
 
-# The unit tier (`make test-unit`, `pytest -m unit`): tests that need no trained model, no
-# firmware build and no emulator. Everything else still runs in `make test` (and in CI).
+# The unit tier (`make test-unit`, `pytest -m unit`, under a minute): tests that need no trained
+# model, no firmware build, no emulator and no TensorFlow graph compile. Everything else still
+# runs in `make test` (and in CI). A test is heavy when it is marked slow, uses one of these
+# fixtures, lives in one of these modules (each trains, compiles C or builds Keras models in most
+# of its tests), or is named below (measured: over a second on this machine).
 HEAVY_FIXTURES = {"digits_trained", "digits_h5", "digits_keras", "digits_outdir", "digits_graph",
-                  "fw_build", "fw_model_outdir", "builds", "resnet8_outdir", "probe_graphs"}
+                  "fw_build", "fw_model_outdir", "builds", "resnet8_outdir", "probe_graphs",
+                  "fp_h5"}
+HEAVY_MODULES = {"test_zoo_train", "test_zoo_variants", "test_reference_vs_qkeras",
+                 "test_fast_kernels", "test_tflite", "test_tflite_kernels", "test_keras_compat",
+                 "test_frontend", "test_fw_c_warnings", "test_jacobian", "test_kernel_shapes",
+                 "test_c_exact", "test_install", "test_budget_arena", "test_quanos_jrsearch"}
+HEAVY_TESTS = {"test_round_trip_keeps_hash_and_results", "test_speech_commands_mfcc",
+               "test_no_live_overlap_and_bounds", "test_ensemble_rejects_members_with_other_inputs",
+               "test_masking_checks_fire_on_a_gradient_masking_model"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("slow") is None and not (
-                HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))):
+        heavy = (item.get_closest_marker("slow") is not None
+                 or HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))
+                 or item.path.stem in HEAVY_MODULES
+                 or getattr(item, "originalname", item.name) in HEAVY_TESTS)
+        if not heavy:
             item.add_marker(pytest.mark.unit)
