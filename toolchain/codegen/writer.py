@@ -179,7 +179,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                 pair_shorts.add(SHORT[ins[0].dtype])
                 codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
             elif variant == "fast4":
-                fast_codes |= {"i8", "fast4"}
+                fast_codes.add("fast4")  # its own dot loop on pre-decoded weight pairs
                 pair_shorts.add(SHORT[ins[0].dtype])
             elif variant in ("fastu", "fastu3"):
                 fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}
