@@ -4,8 +4,12 @@ ternary DS-CNN, int8 ResNet-8 and digits, all with batch norm calibrated on data
 (benchmarks/models.py, checked non-degenerate). Per model: instructions per inference and per
 MAC, per layer, the optimized/reference ratio measured in the same run, and the ratio to the
 CMSIS-NN int8 ResNet-8 figure (28.2 M instructions on this board). Both builds must give the
-NumPy reference's output bytes on every input. ``--json`` keeps the results, ``--markdown``
-prints the README's numbers table from them (``--from-json`` renders it without re-running).
+NumPy reference's output bytes on every input. Beside the full firmware (all three device
+protocols) the optimized model is also built as a product firmware with only the framed
+protocol (`stq build --protocols binary`), whose flash and RAM are reported too. ``--json``
+keeps the results (a run of some ``--models`` updates their entries, keeping the others),
+``--markdown`` prints the README's numbers table from them (``--from-json`` renders it without
+re-running).
 
     .venv/bin/python benchmarks/kernel_cost.py [--models resnet8,dscnn] [--images 3]
         [--json kernel_cost.json] [--markdown]
@@ -41,6 +45,8 @@ def report(name: str, c: dict) -> str:
              f"flash {ref['flash_bytes']} B RAM {ref['ram_bytes']} B",
              f"  optimized: {o_i:12.0f} instr {o_i / macs:7.3f}/MAC  "
              f"flash {opt['flash_bytes']} B RAM {opt['ram_bytes']} B",
+             f"  product (--protocols binary): flash {c['product']['flash_bytes']} B "
+             f"RAM {c['product']['ram_bytes']} B",
              f"  optimized / reference {o_i / r_i:.4f}, / CMSIS-NN ResNet-8 (28.2 M) "
              f"{o_i / CMSIS_NN:.3f}",
              "  layer                          MACs   reference   optimized  ratio  ref/MAC"
@@ -52,18 +58,35 @@ def report(name: str, c: dict) -> str:
     return "\n".join(lines)
 
 
+def product(c: dict, key: str) -> str:
+    return f"{c['product'][key] / 1024:.1f} KB" if "product" in c else "not measured"
+
+
 def markdown(results: dict[str, dict]) -> str:
     """The README numbers table, from the benchmark results (never typed in)."""
     rows = ["| model (QEMU netduinoplus2, instructions) | MACs | reference C | optimized | per MAC "
-            "| opt / ref | opt / CMSIS-NN 28.2 M | flash | RAM |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| opt / ref | opt / CMSIS-NN 28.2 M | flash | RAM | product flash | product RAM |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in results.items():
         ref, opt = c["reference"]["instructions_mean"], c["optimized"]["instructions_mean"]
         rows.append(f"| {TITLE[name]} | {c['macs'] / 1e6:.2f} M | {ref / 1e6:.2f} M | "
                     f"{opt / 1e6:.2f} M | {opt / c['macs']:.2f} | {opt / ref:.3f} | "
                     f"{opt / CMSIS_NN:.3f} | {c['optimized']['flash_bytes'] / 1024:.1f} KB | "
-                    f"{c['optimized']['ram_bytes'] / 1024:.1f} KB |")
+                    f"{c['optimized']['ram_bytes'] / 1024:.1f} KB | "
+                    f"{product(c, 'flash_bytes')} | {product(c, 'ram_bytes')} |")
     return "\n".join(rows)
+
+
+def product_size(workdir: Path) -> dict:
+    """Flash and RAM of the optimized model (compare() converted it into workdir/optimized) as
+    a product firmware carrying only the framed protocol."""
+    from toolchain.firmware.boards import load_board
+    from toolchain.firmware.build import build
+
+    r = build(workdir / "optimized", load_board("netduinoplus2"), workdir / "build-product",
+              protocols="binary")
+    return {"protocols": list(r.protocols), "flash_bytes": r.usage["FLASH"][0],
+            "ram_bytes": r.usage["RAM"][0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     results: dict[str, dict] = {}
+    if args.json is not None and args.json.is_file():  # keep the models not re-run
+        results = json.loads(args.json.read_text())
     try:
         for name in names:
             g, xs, source = calibrated_graph(name, n_eval=args.images, data_dir=args.data_dir)
             with tempfile.TemporaryDirectory(prefix="stq-kcost-") as tmp:
                 c = compare(g, xs, Path(tmp), args.timeout)
+                c["product"] = product_size(Path(tmp))
             c["source"] = source
             for k in ("reference", "optimized"):
                 c[k].pop("outputs", None)
@@ -104,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kernel_cost: error: {exc}", file=sys.stderr)
         return 2
     if args.markdown:
-        print(markdown(results))
+        print(markdown({k: results[k] for k in MODELS if k in results}))
     return 0
 
 

@@ -113,3 +113,50 @@ def test_optimized_kernels_match_reference_on_random_layers(seed: int, tmp_path:
                                           err_msg=f"{node.name} differs on input {i}")
     outs = np.stack([reference.run(g, x)[g.nodes[0].output] for x in xs])
     assert len({o.tobytes() for o in outs}) > 1  # outputs vary across inputs
+
+
+def _dw_graph(seed: int) -> Graph:
+    """Depthwise layers only, 3x3 mostly (the straight-line 3-wide path), on maps large enough
+    for interior and edge pixels: every stride 1-2, 'same' and 'valid' padding, ternary and int8
+    weights, all +1 / -1 / 0 weights, 4-16 channels, random multipliers (with or without
+    proven 32-bit constants), outputs driven into saturation."""
+    rng = np.random.default_rng(1000 + seed)
+    dtype = ["uint8", "int8"][seed % 2]
+    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+    c = int(rng.choice([4, 8, 12, 16]))
+    qmin, qmax = RANGE[dtype]
+    src = Tensor("x", (h, w, c), dtype, 1.0, qmin, qmax)
+    tensors, nodes = {"x": src}, []
+    modes = ["random", "random", "random", str(rng.choice(["plus", "minus", "zero"]))]
+    for i, mode in enumerate(modes):
+        kind = "int8" if i == 1 else "ternary"
+        k = 3 if i < 3 or min(h, w) < 5 else 5
+        pad = "same" if k > min(h, w) else ["same", "valid"][i % 2]
+        node, out = _layer(rng, i, src, "depthwise_conv2d", kind, mode, k, 1 + (i + seed) % 2,
+                           pad)
+        nodes.append(node)
+        tensors[out.name] = out
+    fmt = {"dtype": dtype, "step": 1.0, "qmin": qmin, "qmax": qmax}
+    return Graph(f"dw{seed}", tensors, nodes, "x", nodes[-1].output, fmt, {},
+                 {"packing": ["2bit", "base3"][seed % 2]})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_depthwise_matches_reference_on_random_layers(seed: int, tmp_path: Path) -> None:
+    g = _dw_graph(seed)
+    model = codegen.write(g, tmp_path / "c")
+    assert all(x.kernel.endswith("_fast") for x in model.layers)
+    t = g.tensors["x"]
+    rng = np.random.default_rng(200 + seed)
+    xs = np.concatenate([rng.integers(t.qmin, t.qmax + 1, size=(8, *t.shape)),
+                         np.full((1, *t.shape), t.qmin), np.full((1, *t.shape), t.qmax),
+                         np.zeros((1, *t.shape))]).astype(reference.NP_DTYPE[t.dtype])
+    per_layer = HostModel(g, tmp_path / "c", tmp_path / "h").layers(xs)
+    for i, x in enumerate(xs):
+        env = reference.run(g, x)
+        for node in g.nodes:
+            np.testing.assert_array_equal(per_layer[i][node.output], env[node.output],
+                                          err_msg=f"{node.name} differs on input {i}")
+    for node in g.nodes[:3]:  # outputs vary across inputs (the all-zero-weight layer need not)
+        outs = {reference.run(g, x)[node.output].tobytes() for x in xs}
+        assert len(outs) > 1, node.name

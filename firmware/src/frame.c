@@ -76,9 +76,8 @@ static stq_slot_t *stq_slot_take(uint32_t tag)
 
 /* --- records and replies ------------------------------------------------------------------ */
 
-#define STQ_INFO_MAX (64u + 5u * 65u)
+#define STQ_INFO_MAX (64u + 5u * 65u) /* built on the stack by each INFO request */
 #define STQ_RUN_MAX (22u + STQ_OUTPUT_BYTES + 8u * STQ_NUM_LAYERS)
-static uint8_t stq_info_rec[STQ_INFO_MAX];
 static uint8_t stq_run_rec[STQ_RUN_MAX];
 static uint32_t stq_run_len;
 static int stq_run_cached;
@@ -196,7 +195,8 @@ static void stq_reply_record(uint32_t type, uint32_t seq, const uint8_t *rec, ui
 
 static void stq_do_info(uint32_t seq, const uint8_t *body, uint32_t len)
 {
-    stq_rec_begin(stq_info_rec, sizeof stq_info_rec);
+    uint8_t info_rec[STQ_INFO_MAX];
+    stq_rec_begin(info_rec, sizeof info_rec);
     stq_put8(STQ_PROTO_VERSION);
     stq_put16(STQ_PROTO_CHUNK);
     stq_put16(STQ_PROTO_REPLY_CHUNK);
@@ -220,7 +220,7 @@ static void stq_do_info(uint32_t seq, const uint8_t *body, uint32_t len)
     stq_put_str(STQ_BUILD_ID);
     stq_put_str(stq_counter_name());
     const uint32_t total = stq_rec_len;
-    stq_reply_record(STQ_T_INFO, seq, stq_info_rec, total, len >= 2u ? stq_get16(body) : 0u);
+    stq_reply_record(STQ_T_INFO, seq, info_rec, total, len >= 2u ? stq_get16(body) : 0u);
 }
 
 static void stq_do_upload(uint32_t seq, const uint8_t *body, uint32_t len)
@@ -300,8 +300,7 @@ static void stq_do_run(uint32_t seq, const uint8_t *body, uint32_t len)
     }
     if (!stq_run_cached || stq_run_tag != tag || stq_run_flags != flags) {
         stq_run_result_t r;
-        memcpy(stq_input_copy, s->data, STQ_INPUT_BYTES);
-        stq_run_input((int)flags, 1, &r);
+        stq_run_input(s->data, (int)flags, 1, &r);
         stq_rec_begin(stq_run_rec, sizeof stq_run_rec);
         stq_put32(tag);
         stq_put32((uint32_t)r.rc);

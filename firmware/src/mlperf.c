@@ -370,7 +370,7 @@ static void stq_cmd_infer(const char *args)
     stq_uart_puts("\r\n");
     stq_last_line_us = stq_now_us();
     for (int64_t i = 0; i < warmup; ++i) {
-        stq_run_input(0, 0, &r);
+        stq_run_input(stq_input_copy, 0, 0, &r);
         stq_keepalive((uint64_t)i);
     }
     stq_m_line("m-warmup-done");
@@ -380,7 +380,7 @@ static void stq_cmd_infer(const char *args)
     stq_timestamp();
     stq_last_line_us = stq_now_us();
     for (int64_t i = 0; i < n; ++i) {
-        stq_run_input(0, 0, &r);
+        stq_run_input(stq_input_copy, 0, 0, &r);
         if (i + 1 < n) {
             stq_keepalive((uint64_t)i);
         }

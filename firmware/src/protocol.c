@@ -5,6 +5,8 @@
  *                has been seen the link stays framed until reset;
  *   'a'..'z'     an MLPerf Tiny / EEMBC runner command ending in '%' (mlperf.c);
  *   'A'..'Z'     a single-byte command of the minimal protocol (protocol_text.c).
+ * A protocol left out of the build (`stq build --protocols`, STQ_PROTOCOL_*) is not compiled
+ * in: the bytes that would start it are ignored like line noise.
  * Every handler is fed one byte at a time and never blocks, so the host-side fuzzer drives the
  * same code through stq_protocol_feed().
  */
@@ -15,7 +17,9 @@
 #include "stq_firmware.h"
 #include "stq_protocol.h"
 
+#if STQ_HAS_INPUT_COPY
 uint8_t stq_input_copy[STQ_INPUT_BYTES];
+#endif
 static uint64_t stq_layer_ticks[STQ_NUM_LAYERS];
 static uint32_t stq_layer_instr[STQ_NUM_LAYERS];
 static uint64_t stq_layer_t0;
@@ -33,9 +37,15 @@ static void stq_layer_probe(uint32_t layer, const void *data, uint32_t bytes)
     }
 }
 
-void stq_run_input(int profile, int restart_counter, stq_run_result_t *result)
+void stq_run_input(const uint8_t *input, int profile, int restart_counter,
+                   stq_run_result_t *result)
 {
-    memcpy(stq_model_input(), stq_input_copy, STQ_INPUT_BYTES);
+#if STQ_HAS_INPUT_COPY
+    if (input != stq_input_copy) {
+        memcpy(stq_input_copy, input, STQ_INPUT_BYTES);
+    }
+#endif
+    memcpy(stq_model_input(), input, STQ_INPUT_BYTES);
     stq_model_set_layer_hook(profile ? stq_layer_probe : (stq_layer_hook_t)0);
     if (restart_counter) {
         stq_counter_restart();
@@ -65,6 +75,27 @@ uint32_t stq_layer_cost_instr(uint32_t layer)
     return layer < STQ_NUM_LAYERS ? stq_layer_instr[layer] - prev : 0u;
 }
 
+/* --- the boot banner ---------------------------------------------------------------------- */
+
+static void stq_put_kv(const char *key, uint64_t value)
+{
+    stq_uart_puts(key);
+    stq_uart_put_u64(value);
+}
+
+void stq_hello(void)
+{
+    stq_uart_puts("STQ model=" STQ_MODEL_NAME " hash=" STQ_MODEL_HASH);
+    stq_put_kv(" in=", STQ_INPUT_BYTES);
+    stq_put_kv(" out=", STQ_OUTPUT_BYTES);
+    stq_put_kv(" arena=", STQ_ARENA_BYTES);
+    stq_put_kv(" layers=", STQ_NUM_LAYERS);
+    stq_put_kv(" macs=", (uint64_t)(STQ_MACS));
+    stq_uart_puts(" board=" STQ_BOARD_NAME " build=" STQ_BUILD_ID " counter=");
+    stq_uart_puts(stq_counter_name());
+    stq_uart_puts("\n");
+}
+
 /* --- the dispatcher ------------------------------------------------------------------------ */
 
 enum { STQ_MODE_IDLE, STQ_MODE_FRAME, STQ_MODE_MLPERF, STQ_MODE_TEXT };
@@ -73,14 +104,16 @@ static int stq_mode = STQ_MODE_IDLE;
 void stq_protocol_feed(uint8_t c)
 {
     if (stq_mode == STQ_MODE_IDLE) {
-        if (c == 0u) {
+        if (c == 0u && STQ_PROTOCOL_BINARY) {
             stq_mode = STQ_MODE_FRAME;
+#if STQ_PROTOCOL_BINARY
             stq_frame_reset();
+#endif
             return;
         }
-        if (c >= 'a' && c <= 'z') {
+        if (c >= 'a' && c <= 'z' && STQ_PROTOCOL_MLPERF) {
             stq_mode = STQ_MODE_MLPERF;
-        } else if (c >= 'A' && c <= 'Z') {
+        } else if (c >= 'A' && c <= 'Z' && STQ_PROTOCOL_TEXT) {
             stq_mode = STQ_MODE_TEXT;
         } else {
             return; /* noise between commands ('\r', '\n', ' ', line garbage) */
@@ -88,23 +121,32 @@ void stq_protocol_feed(uint8_t c)
     }
     int more = 0;
     switch (stq_mode) {
+#if STQ_PROTOCOL_BINARY
     case STQ_MODE_FRAME: more = stq_frame_feed(c); break;
+#endif
+#if STQ_PROTOCOL_MLPERF
     case STQ_MODE_MLPERF: more = stq_mlperf_feed(c); break;
-    default: more = stq_text_feed(c); break;
+#endif
+#if STQ_PROTOCOL_TEXT
+    case STQ_MODE_TEXT: more = stq_text_feed(c); break;
+#endif
+    default: break;
     }
     if (!more) {
         const int was_mlperf = stq_mode == STQ_MODE_MLPERF;
         stq_mode = STQ_MODE_IDLE;
-        if (was_mlperf && c == 0u) { /* a 0x00 ended an ASCII line: it starts a frame */
+        if (was_mlperf && c == 0u && STQ_PROTOCOL_BINARY) { /* a 0x00 ended an ASCII line */
             stq_mode = STQ_MODE_FRAME;
+#if STQ_PROTOCOL_BINARY
             stq_frame_reset();
+#endif
         }
     }
 }
 
 void stq_protocol_loop(void)
 {
-    stq_text_hello();
+    stq_hello();
     for (;;) {
         stq_protocol_feed(stq_uart_getc());
     }

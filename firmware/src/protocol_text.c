@@ -26,23 +26,10 @@ static void stq_put_instr(uint32_t instr)
     }
 }
 
-void stq_text_hello(void)
-{
-    stq_uart_puts("STQ model=" STQ_MODEL_NAME " hash=" STQ_MODEL_HASH);
-    stq_put_kv(" in=", STQ_INPUT_BYTES);
-    stq_put_kv(" out=", STQ_OUTPUT_BYTES);
-    stq_put_kv(" arena=", STQ_ARENA_BYTES);
-    stq_put_kv(" layers=", STQ_NUM_LAYERS);
-    stq_put_kv(" macs=", (uint64_t)(STQ_MACS));
-    stq_uart_puts(" board=" STQ_BOARD_NAME " build=" STQ_BUILD_ID " counter=");
-    stq_uart_puts(stq_counter_name());
-    stq_uart_puts("\n");
-}
-
 static void stq_cmd_run(int profile)
 {
     stq_run_result_t r;
-    stq_run_input(profile, 1, &r);
+    stq_run_input(stq_input_copy, profile, 1, &r);
     if (!profile) {
         stq_uart_puts("OK R rc=");
         if (r.rc < 0) {
@@ -80,7 +67,7 @@ int stq_text_feed(uint8_t c)
         return 0;
     }
     switch (c) {
-    case 'H': stq_text_hello(); break;
+    case 'H': stq_hello(); break;
     case 'I': stq_text_input_left = STQ_INPUT_BYTES; return 1;
     case 'R': stq_cmd_run(0); break;
     case 'P': stq_cmd_run(1); break;

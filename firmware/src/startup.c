@@ -3,8 +3,8 @@
  *
  * Armv7-M ARM (DDI0403) B1.5.3 / Armv8-M ARM (DDI0553) B3.30: word 0 of the vector table is
  * the initial main stack pointer, word 1 the reset handler, then the system exceptions and
- * the device IRQs. Every device IRQ goes through one dispatcher that reads IPSR, so the table
- * never holds a null entry and only the UART interrupt has a real handler.
+ * the device IRQs up to the UART's. Every device IRQ goes through one dispatcher that reads
+ * IPSR, so the table never holds a null entry and only the UART interrupt has a real handler.
  */
 #include <stdint.h>
 
@@ -17,8 +17,9 @@ int main(void);
 
 typedef void (*stq_vector_t)(void);
 
-/* Enough device vectors for every supported part (STM32H743 has 150). */
-#define STQ_VECTOR_IRQS 150
+/* Device vectors up to the highest interrupt the firmware enables (the UART's; nothing else is
+ * unmasked in the NVIC, so no other device vector is ever fetched). */
+#define STQ_VECTOR_IRQS ((uint32_t)STQ_UART_IRQN + 1u)
 
 /* System Control Block (Armv7-M ARM B3.2.2; the same addresses on Armv8-M). */
 #define STQ_SCB_VTOR 0xE000ED08u
@@ -27,11 +28,6 @@ typedef void (*stq_vector_t)(void);
 void stq_reset_handler(void);
 void stq_default_handler(void);
 void stq_irq_dispatch(void);
-
-#define STQ_X10                                                                         \
-    stq_irq_dispatch, stq_irq_dispatch, stq_irq_dispatch, stq_irq_dispatch,             \
-        stq_irq_dispatch, stq_irq_dispatch, stq_irq_dispatch, stq_irq_dispatch,         \
-        stq_irq_dispatch, stq_irq_dispatch
 
 typedef struct {
     uint32_t *initial_sp;
@@ -56,8 +52,7 @@ __attribute__((section(".isr_vector"), used)) const stq_vector_table_t stq_vecto
         stq_default_handler, /* 13 reserved */
         stq_default_handler, /* 14 PendSV */
         stq_counter_systick_handler, /* 15 SysTick */
-        STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10,
-        STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10, STQ_X10,
+        [15 ... 15 + STQ_VECTOR_IRQS - 1u] = stq_irq_dispatch, /* every device IRQ */
     },
 };
 

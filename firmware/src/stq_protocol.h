@@ -6,6 +6,24 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "stq_board_config.h"
+
+/* Which device protocols this firmware carries (`stq build --protocols`, written into
+ * stq_board_config.h); a build without the settings (the virtual board, the fuzzers) has all
+ * three. binary: the framed protocol (frame.c, link.c); text: the single-byte commands
+ * (protocol_text.c); mlperf: the MLPerf Tiny runner ASCII (mlperf.c). */
+#ifndef STQ_PROTOCOL_BINARY
+#define STQ_PROTOCOL_BINARY 1
+#endif
+#ifndef STQ_PROTOCOL_TEXT
+#define STQ_PROTOCOL_TEXT 1
+#endif
+#ifndef STQ_PROTOCOL_MLPERF
+#define STQ_PROTOCOL_MLPERF 1
+#endif
+/* The text and MLPerf protocols load the input byte by byte into stq_input_copy; the framed one
+ * keeps its own input slots and runs from them. */
+#define STQ_HAS_INPUT_COPY (STQ_PROTOCOL_TEXT || STQ_PROTOCOL_MLPERF)
 
 /* Framed protocol (docs/protocol.md): version, UPLOAD chunk and reply piece sizes (small, so
  * that most frames survive a noisy line), frame buffer sizes. */
@@ -23,16 +41,19 @@
 /* Its COBS encoding: one overhead byte per 254 data bytes, plus one. */
 #define STQ_PROTO_ENCODED_MAX (STQ_PROTO_FRAME_MAX + STQ_PROTO_FRAME_MAX / 254u + 2u)
 
+#if STQ_HAS_INPUT_COPY
 /* The uploaded input, kept outside the arena (invoke may overwrite its input in place). */
 extern uint8_t stq_input_copy[STQ_INPUT_BYTES];
+#endif
 
-/* One inference on stq_input_copy: rc, counter ticks and instructions (0 when unknown). */
+/* One inference on `input` (STQ_INPUT_BYTES, outside the arena; copied into stq_input_copy
+ * too when the build has it): rc, counter ticks and instructions (0 when unknown). */
 typedef struct {
     int32_t rc;
     uint64_t ticks;
     uint32_t instr;
 } stq_run_result_t;
-void stq_run_input(int profile, int restart_counter, stq_run_result_t *result);
+void stq_run_input(const uint8_t *input, int profile, int restart_counter, stq_run_result_t *result);
 /* Per-layer costs of the last stq_run_input(profile=1): ticks and instructions of layer l. */
 uint64_t stq_layer_cost_ticks(uint32_t layer);
 uint32_t stq_layer_cost_instr(uint32_t layer);
@@ -60,7 +81,7 @@ int stq_frame_feed(uint8_t c);   /* frame.c: framed (COBS + CRC-32) */
 void stq_frame_reset(void);      /* frame.c: start a new frame */
 int stq_mlperf_feed(uint8_t c);  /* mlperf.c: MLPerf Tiny / EEMBC runner ASCII */
 int stq_text_feed(uint8_t c);  /* protocol_text.c: single-byte minimal commands */
-void stq_text_hello(void);     /* protocol_text.c: the "STQ model=..." line */
+void stq_hello(void);           /* protocol.c: the "STQ model=..." line (boot banner, 'H') */
 
 /* Feed one received byte to the protocol dispatcher (never blocks). */
 void stq_protocol_feed(uint8_t c);

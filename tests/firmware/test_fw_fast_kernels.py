@@ -82,6 +82,15 @@ def test_random_layers_bit_exact_on_qemu(tmp_path: Path) -> None:
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
 
 
+def test_random_depthwise_layers_bit_exact_on_qemu(tmp_path: Path) -> None:
+    """Depthwise only (tests/test_kernel_shapes.py _dw_graph: 3x3 interior and edge pixels,
+    strides 1-2, both paddings, ternary and int8 weights) through the SMLABB/SMLATT path."""
+    from test_kernel_shapes import _dw_graph
+
+    g = _dw_graph(1)
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
+
+
 def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
     """ResNet-8 with batch norm calibrated on data (checked non-degenerate: outputs vary, most
     activations of every layer non-zero), on its evaluation images."""

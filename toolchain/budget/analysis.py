@@ -281,8 +281,13 @@ def advice(b: Budget, results: list[Check], board: Board | None) -> list[str]:
 
 def _fits(b: Budget, board: Board) -> bool:
     if b.elf is not None:  # keep the measured runtime, swap the board's limits and stack
+        from toolchain.firmware.project import BINARY_ONLY_STACK
+
         flash = b.elf["usage"]["FLASH"][0]
-        ram = b.elf["usage"]["RAM"][0] - b.elf["stack_bytes"] + board.stack_bytes
+        stack = board.stack_bytes  # a binary-only product ELF keeps its small stack there too
+        if b.elf["stack_bytes"] <= BINARY_ONLY_STACK:
+            stack = min(stack, BINARY_ONLY_STACK)
+        ram = b.elf["usage"]["RAM"][0] - b.elf["stack_bytes"] + stack
     else:
         flash, ram = b.model_flash, b.model_ram + board.stack_bytes
     return flash <= board.flash.length and ram <= board.ram.length

@@ -23,6 +23,7 @@ from toolchain.firmware.boards import board_paths, load_board, load_board_file
 from toolchain.firmware.build import build, check_firmware_elf
 from toolchain.firmware.flash import TOOLS, flash_command, pick_tool, resolve_images
 from toolchain.firmware.mlperf import MODEL_IDS
+from toolchain.firmware.project import PROTOCOLS
 
 # --- stq build ---------------------------------------------------------------------------------
 
@@ -46,6 +47,12 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         "toolchain file) that builds the same ELF (docs/firmware.md)")
     add_json_argument(parser, "the build result")
     parser.add_argument(
+        "--protocols", default=",".join(PROTOCOLS), metavar="LIST",
+        help="device protocols the firmware carries, comma-separated from "
+        f"{', '.join(PROTOCOLS)} (default all: what validate, run, the demo and the MLPerf "
+        "runner need); a product build ships one, e.g. --protocols binary (framed only: "
+        "smaller receive ring and stack, docs/firmware.md)")
+    parser.add_argument(
         "--mlperf-model", choices=MODEL_IDS, default=None,
         help="MLPerf Tiny model id that profile%% reports to the runner (default from the input "
         "shape: 32x32x3 ic01, 49x10x1 kws01, 96x96x3 vww01, 640 values ad01, else ic01)")
@@ -59,17 +66,20 @@ def run_build(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     build_dir = args.output or Path("build") / board.name
     result = build(args.model, board, build_dir, jobs=args.jobs, cmake=args.cmake,
-                   mlperf_model=args.mlperf_model, mlperf_energy=args.mlperf_energy)
+                   mlperf_model=args.mlperf_model, mlperf_energy=args.mlperf_energy,
+                   protocols=args.protocols)
     if args.json:
         print(json.dumps({
             "board": board.name, "mcu": board.mcu, "build_id": result.build_id,
             "elf": str(result.elf), "bin": str(result.bin), "hex": str(result.hex),
             "map": str(result.map), "build_dir": str(build_dir),
+            "protocols": list(result.protocols),
             "cmake": str(build_dir / "CMakeLists.txt") if args.cmake else None,
             "usage": {k: {"used": u, "size": n} for k, (u, n) in result.usage.items()},
         }, indent=2))
         return 0
-    print(f"built {result.elf} for {board.name} ({board.mcu}), build id {result.build_id}")
+    print(f"built {result.elf} for {board.name} ({board.mcu}), build id {result.build_id}, "
+          f"protocols {','.join(result.protocols)}")
     if result.mlperf is not None:
         m = result.mlperf
         raw = f", db load {m.raw_bytes} takes uint8 images" if m.raw_bytes else ""

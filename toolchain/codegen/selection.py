@@ -49,8 +49,9 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     the host and compares them with this for every layer kind."""
     if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): weight pairs
         return 8 * int(p["k_h"]) * int(p["k_w"]) * (int(p["in_c"]) // 4)
-    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): one group per tap
-        return FAST_PIXELS * 8 * int(p["k_h"]) * int(p["k_w"])
+    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): one group per tap, for
+        # FAST_PIXELS input pixels and for every output channel's decoded weights
+        return (FAST_PIXELS + int(p["out_c"])) * 8 * int(p["k_h"]) * int(p["k_w"])
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
     if variant in ("fastu", "fastu3"):
         decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows

@@ -38,7 +38,7 @@ def support_symbols(uses_t3: bool, fast_codes: set[str], im2col_shorts: list[str
         s.functions |= {"t3_to_t2", "conv2d_fastu3_get_buffer_size"}
         s.tables.add("t3_t2")
     if "fast4" in fast_codes:
-        s.functions.add("conv2d_fast4_get_buffer_size")
+        s.functions |= {"conv2d_fast4_get_buffer_size", "dot_i8p"}
     if "dw" in fast_codes:
         s.functions.add("dwconv2d_fast_get_buffer_size")
     if "i8" in fast_codes:

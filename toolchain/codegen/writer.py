@@ -24,7 +24,15 @@ from toolchain.codegen.carrays import CArray, cname
 from toolchain.codegen.cmodel import CModel, Layer
 from toolchain.codegen.docs import kernel_doc
 from toolchain.codegen.layers import record
-from toolchain.codegen.layers.stq import CTYPE, SHORT, kernel_name, params, prototype, req32
+from toolchain.codegen.layers.stq import (
+    CTYPE,
+    SHORT,
+    identity_requant,
+    kernel_name,
+    params,
+    prototype,
+    req32,
+)
 from toolchain.codegen.layers.tflite import tfl_layer
 from toolchain.codegen.selection import (
     FAST_PIXELS,
@@ -144,9 +152,12 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                                  data, f"{n.name}: {n.attrs['weight_kind']} weights "
                                  f"{list(w.shape)}"))
             p["weights"] = f"{prefix}w_{base}"
+        req = req32(n, ins) if variant is not None else None
         for key, ctype in (("mult", "int32_t"), ("mult2", "int32_t"), ("shift", "int32_t"),
                            ("offset", "int64_t")):
-            if key in n.arrays:
+            # a fast kernel with proven 32-bit constants never reads the 64-bit ones, nor a
+            # pooling layer with the identity requantization (mult 1, shift 0, offset 0)
+            if key in n.arrays and req is None and not identity_requant(n):
                 arrays.append(CArray(f"{prefix}q_{base}_{key}", ctype, n.arrays[key],
                                      f"{n.name}: requantization {key}"))
                 p[key] = f"{prefix}q_{base}_{key}"
@@ -158,7 +169,6 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
             fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
                                                    else FAST_TEMPLATE[variant])
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
-            req = req32(n, ins)
             if req is not None:
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
                                      f"{n.name}: 32-bit requantization (m, o, s)"))
@@ -169,7 +179,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                 pair_shorts.add(SHORT[ins[0].dtype])
                 codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
             elif variant == "fast4":
-                fast_codes |= {"i8", "fast4"}
+                fast_codes.add("fast4")  # its own dot loop on pre-decoded weight pairs
                 pair_shorts.add(SHORT[ins[0].dtype])
             elif variant in ("fastu", "fastu3"):
                 fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}

@@ -26,6 +26,7 @@ from toolchain.firmware.project import (
     TARGET,
     _write_if_changed,
     generate_project,
+    parse_protocols,
 )
 from toolchain.fsutil import ensure_writable_dir
 
@@ -41,6 +42,7 @@ class BuildResult:
     map: Path
     build_id: str
     mlperf: MlperfConfig | None = None
+    protocols: tuple[str, ...] = ()
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # region -> (used, size)
 
     def summary(self) -> str:
@@ -96,6 +98,7 @@ def build(
     cmake: bool = False,
     mlperf_model: str | None = None,
     mlperf_energy: bool = False,
+    protocols: str | tuple[str, ...] | None = None,
 ) -> BuildResult:
     """Generate the project and run make; raise StqError with one line on any failure.
 
@@ -103,18 +106,25 @@ def build(
     ``extra_model_dirs`` and ``app`` as toolchain.firmware.project.generate_project takes them;
     with ``cmake`` a CMakeLists.txt and toolchain file that build the same ELF are written too;
     ``mlperf_model`` (ic01/kws01/vww01/ad01, default from the input shape) and
-    ``mlperf_energy`` set the MLPerf Tiny runner mode (toolchain/firmware/mlperf.py)."""
+    ``mlperf_energy`` set the MLPerf Tiny runner mode (toolchain/firmware/mlperf.py);
+    ``protocols`` ("binary,text,mlperf", the default, or a subset) the device protocols the
+    firmware carries (toolchain/firmware/project.py: parse_protocols)."""
+    chosen = parse_protocols(protocols)
+    if "mlperf" not in chosen and (mlperf_model is not None or mlperf_energy):
+        raise StqError(f"--mlperf-{'model' if mlperf_model is not None else 'energy'} needs "
+                       f"the mlperf protocol, but --protocols is {','.join(chosen)}")
     model_dir = resolve_model_dir(model_path)
-    mlperf = config_for_model_dir(model_dir, mlperf_model, mlperf_energy)
+    mlperf = (config_for_model_dir(model_dir, mlperf_model, mlperf_energy)
+              if "mlperf" in chosen else None)
     if shutil.which(f"{CROSS}gcc") is None:
         raise StqError(
             f"{CROSS}gcc not found on PATH (install gcc-arm-none-eabi: scripts/setup.sh)"
         )
     ensure_writable_dir(build_dir)
     build_id = generate_project(model_dir, board, build_dir, opt, extra_cflags,
-                                tuple(extra_model_dirs), app, mlperf)
+                                tuple(extra_model_dirs), app, mlperf, chosen)
     if cmake:
-        for name, text in cmake_files(build_dir, board, opt, extra_cflags).items():
+        for name, text in cmake_files(build_dir, board, opt, extra_cflags, chosen).items():
             _write_if_changed(build_dir / name, text.encode())
     proc = subprocess.run(
         [
@@ -155,6 +165,7 @@ def build(
         map=build_dir / f"{TARGET}.map",
         build_id=build_id,
         mlperf=mlperf,
+        protocols=chosen,
         usage=region_usage(build_dir / f"{TARGET}.elf", board),
     )
 

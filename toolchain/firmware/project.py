@@ -4,6 +4,7 @@ header, written so that `make` in the project folder builds the firmware by hand
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from toolchain.errors import StqError
@@ -25,44 +26,68 @@ MODEL_HEADERS = ("model.h", "kernels.h")
 MODEL_SOURCES_REQUIRED = ("model.c", "weights.c", "kernels.c")
 
 
-COMMON_SOURCES = (
-    "startup.c",
-    "fault.c",
-    "semihost.c",
-    "text.c",
-    "gpio.c",
-    "uart_rx.c",
-    "counter.c",
-    "link.c",
-    "protocol.c",
-    "frame.c",
-    "mlperf.c",
-    "protocol_text.c",
-    "main.c",
-)
-
-
 PRIVATE_HEADERS = ("stq_uart_rx.h", "stq_protocol.h")
-
-
 
 
 # What an application of its own (`app`, instead of main.c and the device protocols) keeps.
 APP_RUNTIME = ("startup.c", "fault.c", "semihost.c", "text.c", "gpio.c", "uart_rx.c",
                "counter.c")
 
+# The device protocols a firmware can carry (`stq build --protocols`, docs/protocol.md) and the
+# sources each adds; the dispatcher (protocol.c) and main.c come with any of them.
+PROTOCOL_SOURCES = {"binary": ("link.c", "frame.c"), "text": ("protocol_text.c",),
+                    "mlperf": ("mlperf.c",)}
+PROTOCOLS = tuple(PROTOCOL_SOURCES)  # the default: all three (the tests, the demo, `stq run`)
+# Without the text and MLPerf protocols nothing streams a whole input into the receive ring (the
+# framed host keeps its bytes in flight within the ring INFO reports), and the deepest call is
+# an inference (360 B of stack measured on ResNet-8, interrupts included): a product build
+# takes a 256 B ring and at most this much stack.
+BINARY_ONLY_RX_RING = 256
+BINARY_ONLY_STACK = 2048
 
-def firmware_sources(board: Board, app: bool = False) -> list[str]:
+
+def parse_protocols(spec: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """``"binary,text"`` (or a sequence of names) -> the protocols in canonical order; an
+    unknown or missing name is one StqError line naming --protocols and the choices."""
+    if spec is None:
+        return PROTOCOLS
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec)]
+    bad = [n for n in names if n not in PROTOCOL_SOURCES]
+    if bad:
+        raise StqError(f"--protocols: unknown protocol {bad[0]!r} (choose one or more of "
+                       f"{', '.join(PROTOCOLS)}, comma-separated)")
+    if not names:
+        raise StqError(f"--protocols: name at least one of {', '.join(PROTOCOLS)}")
+    return tuple(p for p in PROTOCOLS if p in names)
+
+
+def protocol_header_lines(protocols: tuple[str, ...]) -> list[str]:
+    """The STQ_PROTOCOL_* (and, for a binary-only build, STQ_UART_RX_RING) config lines."""
+    lines = ["/* Device protocols in this firmware (`stq build --protocols`) */",
+             *(f"#define STQ_PROTOCOL_{p.upper()} {int(p in protocols)}" for p in PROTOCOLS)]
+    if protocols == ("binary",):
+        lines.append(f"#define STQ_UART_RX_RING {BINARY_ONLY_RX_RING}u")
+    return lines
+
+
+def stack_bytes(board: Board, protocols: tuple[str, ...]) -> int:
+    """The main stack a firmware with ``protocols`` reserves on ``board``."""
+    if protocols == ("binary",):
+        return min(board.stack_bytes, BINARY_ONLY_STACK)
+    return board.stack_bytes
+
+
+def firmware_sources(board: Board, app: bool = False,
+                     protocols: tuple[str, ...] = PROTOCOLS) -> list[str]:
     """The firmware source files (relative to firmware/src) compiled for ``board``; with
-    ``app`` only the runtime an application's own main() needs (no protocol loop)."""
-    common = APP_RUNTIME if app else COMMON_SOURCES
+    ``app`` only the runtime an application's own main() needs (no protocol loop), else the
+    runtime, the dispatcher and the sources of ``protocols``."""
+    if app:
+        common: tuple[str, ...] = APP_RUNTIME
+    else:
+        common = (*APP_RUNTIME, *(s for p in protocols for s in PROTOCOL_SOURCES[p]),
+                  "protocol.c", "main.c")
     return [*common, f"board_{board.family}.c", f"uart_{board.uart.family}.c"]
-
-
-
-
-
-
 
 
 def makefile(board: Board, fw_sources: list[str], model_sources: list[str], opt: str,
@@ -148,14 +173,16 @@ def _sync_dir(files: dict[str, bytes], dest: Path) -> None:
 def generate_project(
     model_dir: Path, board: Board, build_dir: Path, opt: str = "-O2", extra_cflags: str = "",
     extra_model_dirs: tuple[Path, ...] = (), app: dict[str, bytes] | None = None,
-    mlperf: MlperfConfig | None = None,
+    mlperf: MlperfConfig | None = None, protocols: tuple[str, ...] = PROTOCOLS,
 ) -> str:
     """Write the Makefile project into ``build_dir``; return its build id.
 
     ``extra_model_dirs``: more generated models (each with its own symbol prefix) linked into
     the same firmware; ``app``: C files of an application that replaces main.c and the device
-    protocols (it calls the models itself)."""
-    fw_sources = firmware_sources(board, app is not None)
+    protocols (it calls the models itself); ``protocols``: the device protocols compiled in
+    (see parse_protocols; a binary-only build gets a smaller receive ring and stack)."""
+    fw_sources = firmware_sources(board, app is not None, protocols)
+    board = replace(board, stack_bytes=stack_bytes(board, protocols))
     fw_files = {s: (firmware_dir() / "src" / s).read_bytes() for s in fw_sources}
     fw_files.update({h: (firmware_dir() / "src" / h).read_bytes() for h in PRIVATE_HEADERS})
     includes = {p.name: p.read_bytes() for p in sorted((firmware_dir() / "include").glob("*.h"))}
@@ -172,7 +199,7 @@ def generate_project(
 
     digest = hashlib.sha256()
     digest.update(board.path.read_bytes())
-    digest.update(f"{opt}\0{extra_cflags}".encode())
+    digest.update(f"{opt}\0{extra_cflags}\0{','.join(protocols)}".encode())
     if mlperf is not None:
         digest.update("\n".join(header_lines(mlperf, board)).encode())
     for group in (fw_files, includes, model_files, app_files):
@@ -187,7 +214,8 @@ def generate_project(
     _sync_dir(
         {
             f"{board.name}.ld": linker_script(board).encode(),
-            "stq_board_config.h": board_config_header(board, build_id, mlperf).encode(),
+            "stq_board_config.h": board_config_header(
+                board, build_id, mlperf, protocol_header_lines(protocols)).encode(),
             "stq_build_info.c": BUILD_INFO_C.encode(),
         },
         build_dir / "generated",

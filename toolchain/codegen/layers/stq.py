@@ -28,6 +28,15 @@ def req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
                            (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
 
 
+def identity_requant(n: Node) -> bool:
+    """An average pooling whose requantization is the identity (every mult 1, shift 0, offset
+    0): its kernel only clamps, and the converter emits no per-channel arrays for it."""
+    a = n.arrays
+    return (n.op == "avgpool" and all(k in a for k in ("mult", "shift", "offset"))
+            and "mult2" not in a and bool(np.all(a["mult"] == 1)) and bool(np.all(a["shift"] == 0))
+            and bool(np.all(a["offset"] == 0)))
+
+
 def params(g: Graph, n: Node) -> dict:
     out = g.tensors[n.output]
     ins = g.tensors[n.inputs[0]]
