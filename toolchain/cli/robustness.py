@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from toolchain.cli.command import add_json_argument, collect
+from toolchain.cli.command import add_json_argument, add_link_arguments, collect
 from toolchain.farm.cli import add_farm_arguments
 from toolchain.robustness.registry import BUDGETS, DEFAULT_ATTACKS
 
@@ -59,6 +59,7 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     dev.add_argument("--oracle", choices=("reference", "host-c"), default="reference",
                      help="black-box oracle without a device (default %(default)s)")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
+    add_link_arguments(p)
     p.add_argument("--dataset", default="digits", help="test split to attack (default digits)")
     p.add_argument("--inputs", type=Path, metavar="FILE", help="attack these inputs instead: "
                    ".npz with x and y (or x_test, y_test), or .npy with --labels")
@@ -131,7 +132,8 @@ def run_attack(args: argparse.Namespace) -> int:
         args.model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,
         board=None if farm else args.board, port=None if farm or not args.port else args.port[0],
         elf=args.elf, transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
-        progress=args.progress, transfer=tuple(args.transfer), farm=farm)
+        progress=args.progress, transfer=tuple(args.transfer), farm=farm,
+        link_timeout=args.timeout, give_up_after=args.give_up_after)
     paths = robustness_report.write_reports(args.output, [res])
     if args.json:
         print(json.dumps(res, indent=1, default=float))

@@ -28,6 +28,7 @@ def farm_from_args(args: argparse.Namespace, artifact: Path, work_dir: Path,
     spec = FarmSpec(board=getattr(args, "board", None), artifact=artifact, work_dir=work_dir,
                     ports=tuple(ports or ()), devices_file=args.devices, qemu=args.qemu,
                     elf=getattr(args, "elf", None), timeout=getattr(args, "timeout", None),
+                    give_up_after=getattr(args, "give_up_after", None),
                     ray=args.ray, block=args.block, progress=progress)
     if args.block < 1:
         from toolchain.errors import StqError
