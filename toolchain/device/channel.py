@@ -258,7 +258,7 @@ class FrameChannel:
             self._down = 0.8 * self._down + 0.2 * d[3] / (d[2] + d[3])
             self._seen = (self._seen[0], self._seen[1], now[2], now[3])
         self.upload_copies = 1 if self._up < 0.1 else 2
-        st.copies = 1 if self._down < 0.05 and self._up < 0.1 else 2 if self._down < 0.4 else 3
+        st.copies = 1 if self._down < 0.05 and self._up < 0.1 else 2
 
     def _resync(self) -> None:
         """Nothing valid for a while: end any partial frame on both sides, start clean."""
