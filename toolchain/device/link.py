@@ -4,11 +4,14 @@ noisy line and never records a wrong result.
 Every reply must carry a sequence number the host is waiting for and a valid CRC-32, and a RUN
 record must name the input (its CRC-32) it ran on; anything else is counted and ignored. Inputs
 go up in small chunks, each with its own CRC; RUN answers the result or which chunks are still
-missing, and only those are sent again. Bytes not yet known to be consumed by the device stay
-within the receive ring it reports (flow control). Retries are bounded by progress, not by a
-count: the link keeps trying (adaptive timeout, exponential back-off, replies sent 1-3 times
-when the line is bad, re-synchronisation and reconnection when nothing gets through) as long as
-valid frames keep arriving, and gives up only after ``give_up_after`` seconds without any.
+missing, and only those are sent again. The next input's chunks and RUN go out behind the
+current one's, so the device always has work queued; as it answers in order, a later answer
+shows an earlier request lost, and that one is re-sent at once. Bytes not yet known to be
+consumed by the device stay within the receive ring it reports (flow control). Retries are
+bounded by progress, not by a count: the link keeps trying (adaptive timeout, exponential
+back-off, chunks, RUNs and replies doubled when damage is measured, re-synchronisation and
+reconnection when nothing gets through) as long as valid frames keep arriving, and gives up
+only after ``give_up_after`` seconds without any.
 
     with DeviceLink.open("socket://127.0.0.1:4321") as link:
         info = link.info()
