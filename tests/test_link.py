@@ -25,6 +25,7 @@ import pytest
 from toolchain.device import protocol
 from toolchain.device.link import DeviceLink, LinkPolicy
 from toolchain.device.virtual_board import VirtualBoard, build_host_firmware
+from toolchain.errors import StqError
 from toolchain.firmware.mlperf import results_line
 from toolchain.ir import artifact
 from toolchain.reference import model as reference
@@ -441,3 +442,49 @@ def test_device_parser_libfuzzer_coverage_guided(digits_outdir: Path, tmp_path: 
     assert "ERROR: AddressSanitizer" not in proc.stderr and "runtime error" not in proc.stderr
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
     assert runs and int(runs.group(1)) > 1000, proc.stderr[-2000:]
+
+
+def test_attack_link_options_reach_the_link(tmp_path: Path, stq_cmd, capsys,
+                                            monkeypatch) -> None:
+    """`stq attack` has validate's link options: documented, checked, passed on by the CLI,
+    and applied by the link (a port that never answers is given up on after
+    --give-up-after, which the error names)."""
+    from toolchain.cli.main import main
+    from toolchain.robustness import evaluate, oracles
+
+    assert main(["attack", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--link-timeout" in out and "--give-up-after" in out
+    model = tmp_path / "m.h5"
+    model.write_bytes(b"")
+    for opt, bad in (("--link-timeout", "0"), ("--give-up-after", "-3"),
+                     ("--give-up-after", "soon")):
+        assert stq_cmd("attack", ["--model", str(model), opt, bad]) == 2
+        err = capsys.readouterr().err
+        assert f"argument {opt}" in err and "number > 0" in err, err
+
+    seen: dict = {}
+
+    def fake_evaluate(*args: object, **kw: object) -> dict:  # stands in for the ART run only
+        seen.update(kw)
+        raise StqError("stop here")
+
+    monkeypatch.setattr(evaluate, "evaluate", fake_evaluate)
+    assert stq_cmd("attack", ["--model", str(model), "--artifact", str(tmp_path), "--port",
+                              "socket://127.0.0.1:9", "--link-timeout", "0.2",
+                              "--give-up-after", "0.8"]) == 2
+    assert "stop here" in capsys.readouterr().err
+    assert seen["link_timeout"] == 0.2 and seen["give_up_after"] == 0.8
+    monkeypatch.undo()
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    url = f"socket://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(StqError, match=r"no valid frame for 1 s \(--give-up-after 0.8\)"):
+            with oracles.open_oracle(None, tmp_path, port=url, timeout=0.2,  # type: ignore
+                                     give_up_after=0.8):
+                pass
+        assert time.monotonic() - t0 < 5
+    finally:
+        silent.close()

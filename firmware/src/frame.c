@@ -2,7 +2,7 @@
  * frame.c - the framed protocol, version 2 (docs/protocol.md): COBS frames with a version, a
  * sequence number and a CRC-32, built to finish over a noisy line. Inputs go up in small chunks
  * (UPLOAD: input tag = its CRC-32, chunk index, data) into one of two input slots, each with a
- * bitmap of the chunks it holds; RUN names the input by its tag and answers either the result
+ * bitmap of the chunks it holds (a new input replaces the one that arrived first); RUN names the input by its tag and answers either the result
  * record or which chunks are still missing (so the host re-sends only those). Replies are
  * records (INFO, the run result) served in pieces of at most STQ_PROTO_REPLY_CHUNK bytes, and
  * sent 1-4 times as the host asks. A request repeated with the same sequence number (the
@@ -39,7 +39,7 @@ enum {
 
 typedef struct {
     uint32_t tag;
-    uint32_t stamp; /* last use, for least-recently-used replacement */
+    uint32_t stamp; /* when its first chunk arrived: the oldest input is replaced */
     uint32_t have;  /* chunks held */
     int used;
     uint8_t bits[(STQ_CHUNKS + 7u) / 8u];
@@ -53,7 +53,6 @@ static stq_slot_t *stq_slot_find(uint32_t tag)
 {
     for (uint32_t i = 0; i < 2u; ++i) {
         if (stq_slots[i].used && stq_slots[i].tag == tag) {
-            stq_slots[i].stamp = ++stq_clock;
             return &stq_slots[i];
         }
     }

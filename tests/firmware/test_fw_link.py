@@ -87,8 +87,10 @@ def test_board_killed_and_restarted_mid_run(clean_run: Path, fw_build, fw_model_
             results = tmp_path / "results.jsonl"
             while not stop.is_set():
                 if results.is_file() and results.read_bytes().count(b"\n") >= lines:
-                    first.stop()  # the board dies mid-run; a fresh one takes its place
+                    # the board dies mid-run and a fresh one takes its place (moved first:
+                    # the proxy could otherwise reconnect to the dying board's port)
                     proxy.retarget(second.port)
+                    first.stop()
                     return
                 time.sleep(0.01)
 

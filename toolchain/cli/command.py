@@ -94,3 +94,14 @@ def port_url(text: str) -> str:
                    if m.name.startswith("protocol_"))
     raise argparse.ArgumentTypeError(f"{text!r}: unknown URL scheme {scheme!r}; use a serial "
                                      f"device (e.g. /dev/ttyACM0) or one of {', '.join(known)}")
+
+
+def add_link_arguments(p: argparse.ArgumentParser) -> None:
+    """The device link's --link-timeout and --give-up-after (`stq validate`, `stq attack`)."""
+    p.add_argument("--link-timeout", "--timeout", dest="timeout", type=positive_float,
+                   help="longest wait for one reply in seconds: the ceiling of the adaptive "
+                        "timeout (default 5)")
+    p.add_argument("--give-up-after", type=positive_float,
+                   help="seconds without a single valid frame from the device before the link "
+                        "counts as dead and the run stops (default 60 for QEMU, 30 otherwise); "
+                        "while frames get through, the link keeps retrying")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from toolchain.cli.command import add_json_argument, collect
+from toolchain.cli.command import add_json_argument, add_link_arguments, collect
 from toolchain.farm.cli import add_farm_arguments
 from toolchain.robustness.registry import BUDGETS, DEFAULT_ATTACKS
 
@@ -66,6 +66,7 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     dev.add_argument("--oracle", choices=("reference", "host-c"), default="reference",
                      help="black-box oracle without a device (default %(default)s)")
     p.add_argument("--elf", type=Path, help="prebuilt firmware for an emulated board")
+    add_link_arguments(p)
     p.add_argument("--dataset", default="digits", help="test split to attack (default digits; "
                    "cifar10, svhn and speech_commands need --data-dir)")
     p.add_argument("--data-dir", type=Path, help="local folder (or archive) of --dataset, e.g. "
@@ -147,7 +148,7 @@ def run_attack(args: argparse.Namespace) -> int:
         board=None if farm else args.board, port=None if farm or not args.port else args.port[0],
         elf=args.elf, transfer_from=tuple(args.transfer_from), label=args.label, inputs=inputs,
         progress=args.progress, transfer=tuple(args.transfer), farm=farm,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir, link_timeout=args.timeout, give_up_after=args.give_up_after,
         log=(lambda m: print(m, file=sys.stderr)) if args.json else print)  # stdout: JSON only
     paths = robustness_report.write_reports(args.output, [res])
     if args.json:

@@ -10,10 +10,10 @@ from pathlib import Path
 from toolchain.cli.command import (
     add_board_arguments,
     add_json_argument,
+    add_link_arguments,
     add_progress_argument,
     collect,
     port_url,
-    positive_float,
     positive_int,
 )
 from toolchain.farm.cli import add_farm_arguments
@@ -28,16 +28,6 @@ the host-native `virtual` board, or a real device on --port), compare every outp
 bit-exact NumPy reference (and the QKeras model with --model), stream results to
 OUT/results.jsonl (a rerun resumes) and write OUT/summary.{json,md,html}. Exit 1 on any
 host/device mismatch."""
-
-
-def add_link_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--link-timeout", "--timeout", dest="timeout", type=positive_float,
-                   help="longest wait for one reply in seconds: the ceiling of the adaptive "
-                        "timeout (default 5)")
-    p.add_argument("--give-up-after", type=positive_float,
-                   help="seconds without a single valid frame from the device before the link "
-                        "counts as dead and the run stops (default 60 for QEMU, 30 otherwise); "
-                        "while frames get through, the link keeps retrying")
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:

@@ -34,13 +34,18 @@ class FrameChannel:
         self._out = bytearray()
         self._written = 0.0  # bytes written so far
         self._consumed = 0.0  # bytes the device has certainly read
-        self._preloaded: int | None = None
-        self._fail = 0.0  # smoothed rate of failed RUN rounds (drives the copies)
+        self._jobs = {}  # inputs in flight (link.py)
+        self._up = self._down = 0.0  # smoothed shares of damaged frames, each direction
+        self._seen = (0, 0, 0, 0)
+        self._frames_out = self._frames_in = 0
+        self._nak_frames = 0  # device errors for frames it received damaged
+        self.upload_copies = 1
         self._rto = min(self.policy.timeout, 1.0)
         self._srtt: float | None = None
+        self._rttvar = 0.0
         self._last_valid = time.monotonic()
         self._damaged = False
-        self.upload_copies = 2  # chunk copies once the line is bad (the RUN is sent once)
+        self._damage_at = 0.0  # when the last damaged frame arrived (link.py)
         self.info_: P.Info | None = None
 
     @classmethod
@@ -127,11 +132,13 @@ class FrameChannel:
             self.stats.stale_replies += 1
             return False
         self._last_valid = time.monotonic()
+        self._frames_in += 1
         if frame.seq not in self._expect:
             if frame.seq != P.NO_SEQ:
                 self.stats.stale_replies += 1  # a redundant copy or an answer to a retry
             else:
                 self._damaged = True  # the device got a damaged frame
+                self._nak_frames += 1
             return False
         self._consumed = max(self._consumed, self._expect.pop(frame.seq))
         # the device answers in order: whatever was sent before this is read (or lost)
@@ -157,6 +164,7 @@ class FrameChannel:
         """Write one request (``copies`` times, same sequence number), within the window."""
         seq = self._next_seq()
         wire = P.encode_frame(ftype, seq, body) * copies
+        self._frames_out += copies
         self._make_room(len(wire))
         self._write(wire)
         if reply:
@@ -215,9 +223,13 @@ class FrameChannel:
         the round failed on a damaged frame before the timeout (no back-off)."""
         if ok and sample:  # Karn: no round-trip sample from an answer to a re-sent request
             rtt = time.monotonic() - t0
-            self._srtt = rtt if self._srtt is None else 0.875 * self._srtt + 0.125 * rtt
+            if self._srtt is None:
+                self._srtt, self._rttvar = rtt, rtt / 2
+            else:
+                self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
+                self._srtt = 0.875 * self._srtt + 0.125 * rtt
             self._rto = min(self.policy.timeout, max(self.policy.min_timeout,
-                                                     2.5 * self._srtt + 0.02))
+                                                     self._srtt + 4 * self._rttvar + 0.01))
         elif ok:
             pass
         elif early:
@@ -229,8 +241,24 @@ class FrameChannel:
             self._rto = min(self.policy.timeout, self._rto * 1.6)
             if time.monotonic() - self._last_valid > 3 * self._rto:
                 self._resync()
-        self._fail = 0.9 * self._fail + (0.0 if ok else 0.1)
-        self.stats.copies = 1 if self._fail < 0.08 else 2 if self._fail < 0.4 else 3
+        self._adapt()
+
+    def _adapt(self) -> None:
+        """Redundancy from the damage measured in each direction (not from timeouts: on a
+        loaded machine a clean link is slow, not bad): the share of frames the device
+        received damaged (its error frames) sets the copies of each chunk; the share of
+        damaged frames the host received sets the copies of each reply (and two RUNs)."""
+        st = self.stats
+        now = (self._frames_out, self._nak_frames, self._frames_in, st.corrupt_frames)
+        d = [a - b for a, b in zip(now, self._seen, strict=True)]
+        if d[0] >= 8:
+            self._up = 0.8 * self._up + 0.2 * min(1.0, d[1] / d[0])
+            self._seen = (now[0], now[1], self._seen[2], self._seen[3])
+        if d[2] + d[3] >= 8:
+            self._down = 0.8 * self._down + 0.2 * d[3] / (d[2] + d[3])
+            self._seen = (self._seen[0], self._seen[1], now[2], now[3])
+        self.upload_copies = 1 if self._up < 0.1 else 2
+        st.copies = 1 if self._down < 0.05 and self._up < 0.1 else 2
 
     def _resync(self) -> None:
         """Nothing valid for a while: end any partial frame on both sides, start clean."""
@@ -244,7 +272,6 @@ class FrameChannel:
         self.reader = P.FrameReader()
         self._expect.clear()
         self._consumed = self._written
-        self._preloaded = None
 
     def close(self) -> None:
         self.port.close()

@@ -4,11 +4,14 @@ noisy line and never records a wrong result.
 Every reply must carry a sequence number the host is waiting for and a valid CRC-32, and a RUN
 record must name the input (its CRC-32) it ran on; anything else is counted and ignored. Inputs
 go up in small chunks, each with its own CRC; RUN answers the result or which chunks are still
-missing, and only those are sent again. Bytes not yet known to be consumed by the device stay
-within the receive ring it reports (flow control). Retries are bounded by progress, not by a
-count: the link keeps trying (adaptive timeout, exponential back-off, replies sent 1-3 times
-when the line is bad, re-synchronisation and reconnection when nothing gets through) as long as
-valid frames keep arriving, and gives up only after ``give_up_after`` seconds without any.
+missing, and only those are sent again. The next input's chunks and RUN go out behind the
+current one's, so the device always has work queued; as it answers in order, a later answer
+shows an earlier request lost, and that one is re-sent at once. Bytes not yet known to be
+consumed by the device stay within the receive ring it reports (flow control). Retries are
+bounded by progress, not by a count: the link keeps trying (adaptive timeout, exponential
+back-off, chunks, RUNs and replies doubled when damage is measured, re-synchronisation and
+reconnection when nothing gets through) as long as valid frames keep arriving, and gives up
+only after ``give_up_after`` seconds without any.
 
     with DeviceLink.open("socket://127.0.0.1:4321") as link:
         info = link.info()
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from toolchain.device import protocol as P
 from toolchain.device.channel import FrameChannel
@@ -28,8 +32,24 @@ from toolchain.errors import StqError
 __all__ = ["DeviceLink", "LinkPolicy", "LinkStats"]
 
 
+@dataclass
+class _Job:
+    """One input on its way through the device: its RUN requests (seq -> send time)."""
+
+    tag: int
+    data: bytes
+    profile: bool
+    runs: dict[int, float] = field(default_factory=dict)
+    sent: float = 0.0  # the last RUN sent, or the last answer to another input after it
+    resent: float = 0.0  # when missing chunks were last re-sent
+    retried: bool = False  # a RUN was re-sent (Karn: no round-trip sample then)
+    reply: P.RunReply | None = None
+
+
 class DeviceLink(FrameChannel):
     """A device speaking the framed protocol (INFO, chunked UPLOAD, RUN, RESULT, QUIT)."""
+
+    _jobs: dict[int, _Job]
 
     def _fetch(self, ftype: int, body_at: Callable[[int], bytes],
                first: P.Piece | None = None) -> bytes:
@@ -96,9 +116,9 @@ class DeviceLink(FrameChannel):
         return self.info_ if self.info_ is not None else self.info()
 
     def _reply_copies(self) -> int:
-        """Copies of the RUN reply: one more than of requests once the line is bad (bytes
-        from the device are cheap; QEMU's receive side costs ~0.5 ms per byte)."""
-        return 1 if self.stats.copies == 1 else min(4, self.stats.copies + 1)
+        """Copies the device sends of each RUN reply: two once the line is bad (with two RUNs
+        in flight, four frames that each answer it)."""
+        return 1 if self.stats.copies == 1 else 2
 
     def _upload(self, tag: int, data: bytes, indices: list[int] | None = None) -> None:
         size = self._info().chunk
@@ -106,60 +126,123 @@ class DeviceLink(FrameChannel):
         for i in range(n) if indices is None else indices:
             if 0 <= i < n:
                 self._send(P.T_UPLOAD, P.upload_body(tag, i, data[i * size:(i + 1) * size]),
-                           reply=False, copies=min(self.upload_copies, self.stats.copies))
+                           reply=False, copies=self.upload_copies)
                 self.stats.chunks_sent += 1
+
+    def _run(self, job: _Job) -> None:
+        # a lost RUN or reply costs a timeout or a round trip, a RUN 16 bytes: once the line
+        # is bad, two RUNs (two sequence numbers, so each is answered; one compute)
+        for _ in range(1 if self.stats.copies == 1 else 2):
+            seq = self._send(P.T_RUN, P.run_body(job.tag, job.profile, self._reply_copies()))
+            job.runs[seq] = job.sent = time.monotonic()
+
+    def _start(self, data: bytes, profile: bool, run: bool) -> _Job:
+        job = self._jobs[P.crc32(data)] = _Job(P.crc32(data), data, profile)
+        self._upload(job.tag, data)
+        if run:
+            self._run(job)
+        return job
 
     def infer(self, data: bytes, next_data: bytes | None = None, profile: bool = False
               ) -> P.RunReply:
-        """Run one input; its output bytes and cost. With ``next_data``, that input's chunks are
-        streamed right after the RUN request, so its upload overlaps this inference."""
+        """Run one input; its output bytes and cost. With ``next_data``, that input's chunks
+        (and, when its whole run record fits in one reply piece, its RUN) go out right behind
+        this input's RUN, so the device always has work queued (docs/protocol.md)."""
         info = self._info()
-        if len(data) != info.input_bytes:
-            raise StqError(f"input is {len(data)} bytes, the device model expects "
-                           f"{info.input_bytes}")
+        for d in (data, next_data):
+            if d is not None and len(d) != info.input_bytes:
+                raise StqError(f"input is {len(d)} bytes, the device model expects "
+                               f"{info.input_bytes}")
         tag = P.crc32(data)
+        nxt = None if next_data is None else P.crc32(next_data)
         self.stats.requests += 1
         self._last_valid = time.monotonic()
-        self._inbox.clear()
-        if self._preloaded != tag:
-            self._upload(tag, data)
-        pending_next = next_data
-        runs: set[int] = set()  # every RUN sent for this input: a late answer is as good
-        while True:
-            t0 = time.monotonic()
-            runs.add(self._send(P.T_RUN, P.run_body(tag, profile, self._reply_copies())))
-            if pending_next is not None:
-                self._upload(P.crc32(pending_next), pending_next)
-                self._preloaded, pending_next = P.crc32(pending_next), None
-            early = self._wait(runs, self._rto, any_=True)
-            got = sorted(runs & self._inbox.keys())
-            frame = self._inbox.pop(got[-1]) if got else None
-            self._round_done(frame is not None, t0, early, sample=len(runs) == 1)
-            if frame is None:
+        for t in [t for t in self._jobs if t not in (tag, nxt)]:
+            del self._jobs[t]  # the caller went elsewhere: late answers are stale
+        job = self._jobs.get(tag)
+        if job is None or job.profile != profile:
+            job = self._start(data, profile, True)
+        elif not job.runs:
+            self._run(job)  # uploaded ahead, not run yet
+        # RESULT only serves the record of the input that ran last: a record of several pieces
+        # must be fetched before the next input runs, so only one-piece records are pipelined
+        one_piece = 20 + info.output_bytes <= info.reply_chunk and not profile
+        if nxt is not None and nxt != tag and nxt not in self._jobs:
+            self._start(next_data, profile, one_piece)  # type: ignore[arg-type]
+        while job.reply is None:
+            self._serve()
+        del self._jobs[tag]
+        return job.reply
+
+    def _serve(self) -> None:
+        """Wait for the next reply to any RUN in flight and act on it; re-send a RUN as soon as
+        its answer is known lost (a later request was answered: the device serves in order),
+        overdue after a damaged frame, or timed out."""
+        live = [j for j in self._jobs.values() if j.reply is None and j.runs]
+        start = time.monotonic()
+        # alone: no later RUN whose answer would show this one lost; after a damaged frame,
+        # its answer is taken as lost once overdue (1.5 round trips)
+        alone = len(live) == 1
+        due = 1.5 * (self._srtt if self._srtt is not None else self._rto / 2)
+        self._pump(max(start + 0.002, min(
+            j.sent + (due if alone and self._damage_at > j.sent else self._rto) for j in live)))
+        if self._damaged:
+            self._damaged, self._damage_at = False, time.monotonic()
+        for seq in list(self._inbox):
+            job = next((j for j in self._jobs.values() if seq in j.runs), None)
+            frame = self._inbox.pop(seq)
+            if job is None:
+                self.stats.stale_replies += 1  # an input the caller no longer waits for
+            else:
+                self._answer(job, seq, frame)
+        now = time.monotonic()
+        for job in live:
+            if job.reply is not None:
                 continue
-            if frame.type == P.T_ERROR:
-                self.stats.device_errors[P.error_text(frame.body).split(" (")[0]] += 1
-                raise StqError(f"device refused RUN: {P.error_text(frame.body)}")
-            try:
-                if frame.body[:1] == b"\x01":
-                    missing = P.Missing.parse(frame.body)
-                    if missing.tag != tag:
-                        raise ValueError("missing-chunks reply for another input")
-                    self.stats.chunks_resent += len(missing.chunks)
-                    self._upload(tag, data, list(missing.chunks))
-                    continue
-                first = P.Piece.parse(frame.body)
-                rec = self._fetch(P.T_RESULT, lambda o: P.result_body(tag, o), first)
-                reply = P.RunReply.parse(rec, info.output_bytes)
-            except ValueError:
-                self.stats.corrupt_frames += 1
-                continue
-            if reply.input_crc != tag:  # cannot happen with intact frames: be certain
-                self.stats.stale_replies += 1
-                continue
-            if reply.rc != 0:
-                raise StqError(f"stq_model_invoke returned {reply.rc} on the device")
-            return reply
+            lost = not job.runs.keys() & self._expect.keys()  # a later request was answered
+            overdue = alone and self._damage_at > job.sent and now > job.sent + due
+            timed_out = now >= job.sent + self._rto
+            if lost or overdue or timed_out:
+                job.retried = True
+                self._round_done(False, start, early=not timed_out or lost)
+                self._run(job)
+
+    def _answer(self, job: _Job, seq: int, frame: P.Frame) -> None:
+        if frame.type == P.T_ERROR:
+            self.stats.device_errors[P.error_text(frame.body).split(" (")[0]] += 1
+            raise StqError(f"device refused RUN: {P.error_text(frame.body)}")
+        asked = job.runs[seq]
+        self._round_done(True, job.sent, sample=not job.retried and not job.resent
+                         and seq == next(iter(job.runs)))
+        now = time.monotonic()
+        for other in self._jobs.values():  # the device has moved on to the next request
+            other.sent = max(other.sent, now) if other is not job and other.runs else other.sent
+        try:
+            if frame.body[:1] == b"\x01":
+                missing = P.Missing.parse(frame.body)
+                if missing.tag != job.tag:
+                    raise ValueError("missing-chunks reply for another input")
+                if asked < job.resent:
+                    return  # asked before the last re-send: its RUN is on the way
+                job.resent, job.retried = now, True
+                self.stats.chunks_resent += len(missing.chunks)
+                self._upload(job.tag, job.data, list(missing.chunks))
+                self._run(job)
+                return
+            first = P.Piece.parse(frame.body)
+            rec = self._fetch(P.T_RESULT, lambda o: P.result_body(job.tag, o), first)
+            reply = P.RunReply.parse(rec, self._info().output_bytes)
+        except ValueError:
+            self.stats.corrupt_frames += 1
+            self._run(job)
+            return
+        if reply.input_crc != job.tag:  # cannot happen with intact frames: be certain
+            self.stats.stale_replies += 1
+            self._run(job)
+            return
+        if reply.rc != 0:
+            raise StqError(f"stq_model_invoke returned {reply.rc} on the device")
+        job.reply = reply
 
     def quit(self) -> None:
         """Ask an emulated board to exit (QEMU semihosting exit 0; the virtual board exits)."""

@@ -263,7 +263,7 @@ class LinkPolicy:
 
     timeout: float = 5.0  # ceiling of the adaptive per-request timeout (s)
     give_up_after: float = 60.0  # the link is dead after this long without one valid frame (s)
-    min_timeout: float = 0.03
+    min_timeout: float = 0.1
 
 
 @dataclass

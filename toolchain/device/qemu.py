@@ -79,7 +79,7 @@ def qemu_command(elf: Path, machine: str, port: int, serial: str = "tcp") -> lis
         "-kernel", str(elf),
         "-icount", "shift=0",
         "-semihosting-config", "enable=on,target=native",
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
     ]  # fmt: skip
     if serial == "pty":
         cmd[-1] = "pty"

@@ -29,6 +29,7 @@ def farm_from_args(args: argparse.Namespace, artifact: Path, work_dir: Path,
                             work_dir=work_dir, ports=tuple(ports or ()),
                             devices_file=args.devices, qemu=args.qemu,
                             elf=getattr(args, "elf", None), timeout=getattr(args, "timeout", None),
+                            give_up_after=getattr(args, "give_up_after", None),
                             ray=args.ray, block=args.block, progress=progress))
 
 

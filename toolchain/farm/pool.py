@@ -38,6 +38,7 @@ class FarmSpec:
     qemu: int = 0
     elf: Path | None = None
     timeout: float | None = None
+    give_up_after: float | None = None
     ray: str | None = None  # a Ray cluster address ("auto", "ray://H:P") instead of local threads
     block: int = 8  # inputs per validation work item
     progress: bool = True
@@ -124,5 +125,6 @@ def open_device(spec: DeviceSpec, farm: FarmSpec) -> Iterator[Device]:
 
     work = farm.work_dir / "farm" / spec.name.replace("/", "_").replace(":", "_")
     elf = farm.elf if spec.port is None else None
-    with connect(farm.board, farm.artifact, work, spec.port, elf, farm.timeout) as link:
+    with connect(farm.board, farm.artifact, work, spec.port, elf, farm.timeout,
+                 farm.give_up_after) as link:
         yield Device(spec, link)

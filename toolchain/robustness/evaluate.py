@@ -69,7 +69,8 @@ def model_label(path: Path) -> str:
 
 @contextmanager
 def _device(g: Any, artifact: Path | None, backend: str, board: str | None, port: str | None,
-            elf: Path | None, workdir: Path, farm: Any = None) -> Iterator[Any]:
+            elf: Path | None, workdir: Path, farm: Any = None,
+            link: tuple[float | None, float | None] = (None, None)) -> Iterator[Any]:
     """The second integer backend to compare with the reference (device or host C), if any."""
     if farm is not None:  # several devices (toolchain.farm): a FarmOracle
         from toolchain.farm.attack import FarmOracle
@@ -80,7 +81,7 @@ def _device(g: Any, artifact: Path | None, backend: str, board: str | None, port
     if g is None or (board is None and port is None and backend == "reference"):
         yield None
         return
-    with oracles.open_oracle(g, artifact, backend, board, port, elf, workdir) as o:
+    with oracles.open_oracle(g, artifact, backend, board, port, elf, workdir, *link) as o:
         yield o
 
 
@@ -125,7 +126,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
              log: Callable[[str], None] = print, keras_model: Any = None,
              inputs: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False,
              transfer: tuple[Path, ...] = (), farm: Any = None, replay: bool = False,
-             data_dir: Path | None = None) -> dict:
+             data_dir: Path | None = None, link_timeout: float | None = None,
+             give_up_after: float | None = None) -> dict:
     """Run every configured attack (resuming from OUT/chunks.jsonl) and score it; returns
     (and writes to OUT/results.json) the result. ``keras_model`` overrides loading the .h5;
     ``inputs`` (x in [0, 1], y) replace the dataset's test split (read from ``data_dir``);
@@ -172,7 +174,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
         log(f"[attack] resuming: {len(done)} finished chunks in {out / CHUNKS}")
     jobs = plan(cfg, transfer_from)
     with ExitStack() as stack:
-        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out, farm))
+        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out, farm,
+                                             (link_timeout, give_up_after)))
         attack_oracle = device if device is not None else host
         chunks_f = stack.enter_context(open(out / CHUNKS, "a"))
         counted = oracles.CountedOracle(attack_oracle, None, out / QUERIES, {"model": label})

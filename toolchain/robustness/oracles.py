@@ -209,8 +209,10 @@ def art_classifier(oracle: Oracle, clip_values: tuple[float, float] = (0.0, 1.0)
 @contextlib.contextmanager
 def open_oracle(g: Graph, artifact_dir: Path, backend: str | None = None,
                 board: str | None = None, port: str | None = None, elf: Path | None = None,
-                workdir: Path | None = None, timeout: float | None = None) -> Iterator[Oracle]:
-    """The integer oracle named by --oracle / --board / --port, opened (and closed after)."""
+                workdir: Path | None = None, timeout: float | None = None,
+                give_up_after: float | None = None) -> Iterator[Oracle]:
+    """The integer oracle named by --oracle / --board / --port, opened (and closed after);
+    ``timeout`` and ``give_up_after``: the link's --link-timeout and --give-up-after."""
     if board is None and port is None:
         backend = backend or "reference"
         if backend == "reference":
@@ -224,7 +226,7 @@ def open_oracle(g: Graph, artifact_dir: Path, backend: str | None = None,
     from toolchain.device.connect import connect
 
     with connect(board, Path(artifact_dir), Path(workdir or artifact_dir), port, elf,
-                 timeout) as link:
+                 timeout, give_up_after) as link:
         what = f"port {port}" if port else f"board {board}"
         yield DeviceOracle(g, link, what)
 
