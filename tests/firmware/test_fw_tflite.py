@@ -122,3 +122,28 @@ def test_fast_kernels_bit_exact_on_qemu(kind: str, seed: int, tmp_path: Path) ->
     dev = _device_outputs(tmp_path / "val").astype(np.int8)
     assert np.array_equal(dev, reference.predict(g, xq))
     assert len({r.tobytes() for r in dev}) >= 3
+
+
+def test_resnet8_builds_for_every_board_and_its_budget_matches_the_elf(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The converted MLPerf ResNet-8 links for every shipped board, and `stq budget --elf`
+    verifies each firmware (model hash, exact symbol sizes) and finds it within the board."""
+    from toolchain.cli.main import main
+    from toolchain.firmware.boards import known_boards
+
+    out = tmp_path / "model"
+    convert(RESNET, out)
+    boards = known_boards()
+    assert len(boards) >= 5
+    for name in boards:
+        board = load_board(name)
+        r = build(out, board, tmp_path / name)
+        flash_used, flash_size = r.usage["FLASH"]
+        ram_used, ram_size = r.usage["RAM"]
+        assert 80_000 < flash_used <= flash_size and 0 < ram_used <= ram_size, name
+        code = main(["budget", str(out), "--elf", str(r.elf), "--json"])
+        rep = capsys.readouterr()
+        assert code == 0, (name, rep.err)
+        s = json.loads(rep.out)
+        assert s["board"] == name and s["ok"] is True and s["elf"]["board"] == name, name
+        assert all(x["predicted"] == x["elf"] for x in s["elf"]["symbols"]), name
