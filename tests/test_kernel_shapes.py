@@ -88,6 +88,24 @@ def _graph(seed: int, dtype: str, c: int, packing: str) -> Graph:
                  {"packing": packing})
 
 
+def _every_layer_equals_reference(g: Graph, tmp_path: Path, rng: np.random.Generator,
+                                  n_random: int) -> list[dict]:
+    """Run `n_random` random inputs plus all-min, all-max and all-zero through the C written to
+    tmp_path/c (compiled for the host) and assert every layer's output equals the reference's;
+    returns the reference's tensors per input."""
+    t = g.tensors["x"]
+    xs = np.concatenate([rng.integers(t.qmin, t.qmax + 1, size=(n_random, *t.shape)),
+                         np.full((1, *t.shape), t.qmin), np.full((1, *t.shape), t.qmax),
+                         np.zeros((1, *t.shape))]).astype(reference.NP_DTYPE[t.dtype])
+    per_layer = HostModel(g, tmp_path / "c", tmp_path / "h").layers(xs)
+    envs = [reference.run(g, x) for x in xs]
+    for i, env in enumerate(envs):
+        for node in g.nodes:
+            np.testing.assert_array_equal(per_layer[i][node.output], env[node.output],
+                                          err_msg=f"{node.name} differs on input {i}")
+    return envs
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_optimized_kernels_match_reference_on_random_layers(seed: int, tmp_path: Path) -> None:
     dtype = "uint8" if seed % 3 else "int8"
@@ -100,19 +118,9 @@ def test_optimized_kernels_match_reference_on_random_layers(seed: int, tmp_path:
         assert {n.name for n in g.nodes if n.op == "conv2d"} <= fast
     if g.tensors["x"].shape[2] == 3:  # int8 weights on 3 channels: padded to 4 per tap
         assert any(x.kernel.endswith("_fast4") for x in model.layers)
-    t = g.tensors["x"]
-    rng = np.random.default_rng(100 + seed)
-    xs = np.concatenate([rng.integers(t.qmin, t.qmax + 1, size=(12, *t.shape)),
-                         np.full((1, *t.shape), t.qmin), np.full((1, *t.shape), t.qmax),
-                         np.zeros((1, *t.shape))]).astype(reference.NP_DTYPE[t.dtype])
-    per_layer = HostModel(g, tmp_path / "c", tmp_path / "h").layers(xs)
-    for i, x in enumerate(xs):
-        env = reference.run(g, x)
-        for node in g.nodes:
-            np.testing.assert_array_equal(per_layer[i][node.output], env[node.output],
-                                          err_msg=f"{node.name} differs on input {i}")
-    outs = np.stack([reference.run(g, x)[g.nodes[0].output] for x in xs])
-    assert len({o.tobytes() for o in outs}) > 1  # outputs vary across inputs
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(100 + seed), 12)
+    outs = {env[g.nodes[0].output].tobytes() for env in envs}
+    assert len(outs) > 1  # outputs vary across inputs
 
 
 def _dw_graph(seed: int) -> Graph:
@@ -146,17 +154,7 @@ def test_fast_depthwise_matches_reference_on_random_layers(seed: int, tmp_path: 
     g = _dw_graph(seed)
     model = codegen.write(g, tmp_path / "c")
     assert all(x.kernel.endswith("_fast") for x in model.layers)
-    t = g.tensors["x"]
-    rng = np.random.default_rng(200 + seed)
-    xs = np.concatenate([rng.integers(t.qmin, t.qmax + 1, size=(8, *t.shape)),
-                         np.full((1, *t.shape), t.qmin), np.full((1, *t.shape), t.qmax),
-                         np.zeros((1, *t.shape))]).astype(reference.NP_DTYPE[t.dtype])
-    per_layer = HostModel(g, tmp_path / "c", tmp_path / "h").layers(xs)
-    for i, x in enumerate(xs):
-        env = reference.run(g, x)
-        for node in g.nodes:
-            np.testing.assert_array_equal(per_layer[i][node.output], env[node.output],
-                                          err_msg=f"{node.name} differs on input {i}")
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(200 + seed), 8)
     for node in g.nodes[:3]:  # outputs vary across inputs (the all-zero-weight layer need not)
-        outs = {reference.run(g, x)[node.output].tobytes() for x in xs}
+        outs = {env[node.output].tobytes() for env in envs}
         assert len(outs) > 1, node.name
