@@ -5,7 +5,7 @@
 # also at half its budget (convergence), L2 attacks at L2 epsilons, the transfer matrix of the
 # four models and the masking checks. Integer models are scored on the bit-exact reference.
 #
-#   sh docs/results/digits_robustness.sh [OUT] [BUDGET] [LIMIT]
+#   sh docs/results/digits_robustness.sh [OUT] [BUDGET] [LIMIT]     (JOBS=2: two models at a time)
 #
 # Writes OUT/<variant>/ (results.json per model) and OUT/report/robustness.{html,md,json}.
 set -eu
@@ -14,6 +14,7 @@ BUDGET=${2:-standard}
 LIMIT=${3:-100}
 STQ=${STQ:-stq}
 ATTACKS=${ATTACKS:-fgsm,pgd,autoattack,cw,square,boundary,hsj}
+JOBS=${JOBS:-1}
 mkdir -p "$OUT"
 for v in fp int8 stq stq-jr; do
     [ -f "$OUT/zoo/digits_$v.h5" ] || $STQ train --model digits --variant "$v" -o "$OUT/zoo"
@@ -21,7 +22,8 @@ done
 for v in int8 stq stq-jr; do
     [ -f "$OUT/model-$v/model.stqa" ] || $STQ convert "$OUT/zoo/digits_$v.h5" -o "$OUT/model-$v"
 done
-for v in fp int8 stq stq-jr; do
+run() {
+    v=$1
     art=""
     [ "$v" = fp ] || art="--artifact $OUT/model-$v"
     extra=""
@@ -29,6 +31,16 @@ for v in fp int8 stq stq-jr; do
     # shellcheck disable=SC2086
     $STQ attack --model "$OUT/zoo/digits_$v.h5" $art --budget "$BUDGET" --limit "$LIMIT" \
         --attacks "$ATTACKS" --progress -o "$OUT/$v" $extra > "$OUT/$v.log"
-done
+}
+lane() { for v in "$@"; do run "$v"; done; }
+if [ "$JOBS" -gt 1 ]; then
+    # two lanes on a 2-core machine: each model's attacks are independent of the others'
+    lane fp stq & a=$!
+    lane int8 stq-jr & b=$!
+    wait $a
+    wait $b
+else
+    lane fp int8 stq stq-jr
+fi
 $STQ report "$OUT/fp" "$OUT/int8" "$OUT/stq" "$OUT/stq-jr" -o "$OUT/report" > "$OUT/report.log"
 echo "report: $OUT/report/robustness.html"
