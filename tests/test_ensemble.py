@@ -89,3 +89,54 @@ def test_ensemble_rejects_members_with_other_inputs():
         Ensemble([a, b], ["a", "b"])
     with pytest.raises(StqError, match="2 to 8 members"):
         Ensemble([a], ["a"])
+
+
+@pytest.mark.slow
+def test_stq_ensemble_attacked_as_one_model_on_qemu(tmp_path, capsys):
+    """`stq convert` each member, `stq ensemble`, `stq attack ENSEMBLE`: white-box through the
+    members' averaged logits, black-box queries on the ensemble firmware (QEMU), every
+    adversarial input equal on host and device; seeded black-box attacks give the same
+    adversarial bytes with the device and with the host reference as the oracle."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    from toolchain.cli.main import main
+
+    models, _ = _members()
+    dirs = []
+    for m, name in zip(models, ("int8", "stq", "quanos"), strict=True):
+        m.save(tmp_path / f"digits_{name}.h5")
+        assert main(["convert", str(tmp_path / f"digits_{name}.h5"), "-o",
+                     str(tmp_path / name)]) == 0
+        dirs.append(str(tmp_path / name))
+    ens = tmp_path / "ens"
+    capsys.readouterr()
+    assert main(["ensemble", *dirs, "-o", str(ens), "--json"]) == 0
+    man = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in man["members"]] == ["int8", "stq", "quanos"]
+    assert all(m["source"].endswith(".h5") for m in man["members"])
+    common = ["attack", str(ens), "--attacks", "fgsm,square,boundary", "--budget", "quick",
+              "--limit", "3", "--square-iter", "10", "--boundary-iter", "2", "--no-sanity",
+              "--json"]
+    assert main([*common, "--board", "netduinoplus2", "-o", str(tmp_path / "dev")]) == 0
+    dev = json.loads(capsys.readouterr().out)
+    assert dev["integer"] and dev["device"] == "board netduinoplus2"
+    assert dev["host_device_mismatches"] == 0 and dev["clean"]["host_device_equal"]
+    assert {r["attack"] for r in dev["rows"]} == {"fgsm", "square", "boundary"}
+    assert any(r["queries"] for r in dev["rows"] if r["attack"] == "square")
+    assert main([*common, "--oracle", "reference", "-o", str(tmp_path / "ref")]) == 0
+    ref = json.loads(capsys.readouterr().out)
+
+    def advs(d):
+        return {(c["key"], c["start"]): c["adv"] for c in map(
+            json.loads, (tmp_path / d / "chunks.jsonl").read_text().splitlines())}
+
+    assert advs("dev") == advs("ref")  # the same adversarial bytes on either oracle
+    assert [r["acc"]["host"] for r in ref["rows"]] == [r["acc"]["host"] for r in dev["rows"]]
+    # an ensemble without its members' Keras models cannot be attacked white-box: one line
+    man_path = ens / "ensemble.json"
+    bad = json.loads(man_path.read_text())
+    bad["members"][1]["source"] = None
+    man_path.write_text(json.dumps(bad))
+    assert main(["attack", str(ens), "--attacks", "fgsm", "--limit", "2", "-o",
+                 str(tmp_path / "bad")]) == 2
+    assert "member(s) stq" in capsys.readouterr().err

@@ -179,4 +179,44 @@ def run_budget(args: argparse.Namespace) -> int:
 CONVERT_HELP = "QKeras or int8 TFLite model -> integer artifact + C sources"
 REFERENCE_HELP = "run the bit-exact NumPy reference on inputs"
 BUDGET_HELP = "per-layer flash/RAM, arena plan, board and budget"
-COMMANDS = collect(globals(), "convert", "reference", "budget")
+# --- stq ensemble ------------------------------------------------------------------------------
+
+ENSEMBLE_DOC = """\
+Link 2 to 8 converted models (`stq convert` OUTDIRs that take the same integer input) into one
+ensemble folder: every member's C under its own symbol prefix, a wrapper that runs each member
+on the same input and combines their outputs exactly (docs/semantics.md, "Ensemble"), the
+member artifacts and ensemble.json. `stq build ENSEMBLE --board B` builds its firmware; `stq
+attack ENSEMBLE` attacks it as one model (white-box through the members' averaged logits)."""
+ENSEMBLE_HELP = "link converted models into one ensemble firmware"
+
+
+def add_ensemble_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("members", nargs="+", metavar="OUTDIR", help="`stq convert` output folders")
+    p.add_argument("-o", "--output", required=True, metavar="ENSEMBLE",
+                   help="ensemble folder to write (ensemble.json, members/, c/)")
+    p.add_argument("--names", help="comma-separated member names (default: the folder names)")
+    add_json_argument(p, "the manifest")
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from toolchain.ensemble.generate import from_outdirs
+
+    dirs = [Path(d) for d in args.members]
+    for d in dirs:
+        if not (d / "model.stqa").is_file():
+            raise StqError(f"{d} is not a `stq convert` OUTDIR (no model.stqa)")
+    names = [n.strip() for n in args.names.split(",")] if args.names else [d.name for d in dirs]
+    if len(names) != len(dirs):
+        raise StqError(f"--names gives {len(names)} names for {len(dirs)} members")
+    man = from_outdirs(dirs, names, Path(args.output))
+    if args.json:
+        print(json.dumps(man, indent=2))
+    else:
+        for m in man["members"]:
+            print(f"  {m['name']:<12} weight {m['weight']:>6}  hash {m['hash'][:16]}")
+        print(f"ensemble {args.output} (hash {man['hash'][:16]}): `stq build {args.output} "
+              "--board B`, `stq attack " + str(args.output) + "`")
+    return 0
+
+
+COMMANDS = collect(globals(), "convert", "reference", "budget", "ensemble")

@@ -51,8 +51,9 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model_file", type=Path, nargs="?", metavar="MODEL",
                    help="the model to attack (the same as --model; give it first)")
-    p.add_argument("--model", type=Path, help="QKeras model (.h5) or int8 TFLite model "
-                   "(.tflite: white-box through its float twin, black-box on the integer model)")
+    p.add_argument("--model", type=Path, help="QKeras model (.h5), int8 TFLite model "
+                   "(.tflite: white-box through its float twin, black-box on the integer model) "
+                   "or an ensemble folder of `stq ensemble` (attacked as one model)")
     p.add_argument("--artifact", type=Path, help="OUTDIR of `stq convert` for this model (the "
                    "integer host model and the device); without it the Keras model is scored, "
                    "and a .tflite model is converted into OUT/model")
@@ -115,7 +116,7 @@ def run_attack(args: argparse.Namespace) -> int:
     from toolchain.errors import StqError
     from toolchain.reports import robustness as robustness_report
     from toolchain.robustness import evaluate as attacks_eval
-    from toolchain.robustness import oracles
+    from toolchain.robustness import oracles, targets
     from toolchain.robustness.registry import for_dataset
 
     cfg = for_dataset(
@@ -131,6 +132,10 @@ def run_attack(args: argparse.Namespace) -> int:
     from toolchain.farm.cli import farm_from_args, write_farm_table
 
     model = _model(args)
+    if targets.is_ensemble(model):  # `stq attack ENSEMBLE`: the folder is the artifact too
+        if args.artifact is not None and Path(args.artifact).resolve() != model.resolve():
+            raise StqError(f"{model} is an ensemble folder; --artifact must be left out")
+        args.artifact = model
     inputs = oracles.load_inputs(args.inputs, args.labels) if args.inputs else None
     if model.suffix.lower() == ".tflite" and args.artifact is None and model.is_file():
         inputs = inputs or _dataset(args.dataset, args.data_dir)
@@ -141,7 +146,7 @@ def run_attack(args: argparse.Namespace) -> int:
         raise StqError("--board/--port/--qemu/--devices need --artifact (the converted model "
                        "the device runs)")
     for p in (model, *args.transfer, *args.transfer_from):
-        if not Path(p).is_file():
+        if not Path(p).is_file() and not targets.is_ensemble(p):
             raise StqError(f"model {p} does not exist")
     res = attacks_eval.evaluate(
         model, args.artifact, cfg, args.dataset, args.output, backend=args.oracle,

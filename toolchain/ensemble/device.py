@@ -63,11 +63,13 @@ class EnsembleDeviceOracle(EnsembleOracle):
 
 
 @contextmanager
-def open_device(ens: Ensemble, board: str | None, port: str | None, elf: Path,
-                workdir: Path) -> Iterator[EnsembleDeviceOracle]:
+def open_device(ens: Ensemble, board: str | None, port: str | None, elf: Path | None,
+                workdir: Path, folder: Path | None = None) -> Iterator[EnsembleDeviceOracle]:
+    """The ensemble firmware on ``port`` or ``board`` (``elf``, or built from the ensemble
+    ``folder`` into ``workdir``)."""
     from toolchain.device.connect import connect
 
-    with connect(board, Path(workdir), Path(workdir), port, elf) as link:
+    with connect(board, Path(folder or workdir), Path(workdir), port, elf) as link:
         yield EnsembleDeviceOracle(ens, link, f"port {port}" if port else f"board {board}")
 
 

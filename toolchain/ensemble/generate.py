@@ -24,8 +24,9 @@ WRAPPER = {"model.h": "api/ensemble.h.j2", "model.c": "schedule/ensemble.c.j2",
 
 
 def write_ensemble(graphs: list[Graph], names: list[str], outdir: Path,
-                   kernels: str = "optimized") -> dict:
-    """Generate the ensemble folder; returns its manifest."""
+                   kernels: str = "optimized", sources: list[str | None] | None = None) -> dict:
+    """Generate the ensemble folder; returns its manifest (``sources``: each member's model
+    file, recorded in it)."""
     ens = Ensemble(graphs, names)
     prefixes = [f"m{i + 1}_" for i in range(len(graphs))]
     cmodels = [codegen.generate(g, kernels, p) for g, p in zip(graphs, prefixes, strict=True)]
@@ -48,6 +49,8 @@ def write_ensemble(graphs: list[Graph], names: list[str], outdir: Path,
            "scale": ens.scale}
     manifest = ens.manifest(prefixes)
     manifest["names"] = names
+    for m, src in zip(manifest["members"], sources or [None] * len(graphs), strict=True):
+        m["source"] = src
     outdir = Path(outdir)
     ensure_writable_dir(outdir.parent)
     with atomic_dir(outdir) as tmp:
@@ -65,8 +68,13 @@ def write_ensemble(graphs: list[Graph], names: list[str], outdir: Path,
 
 
 def from_outdirs(dirs: list[Path], names: list[str], outdir: Path) -> dict:
-    """An ensemble of converted models (`stq convert` OUTDIRs)."""
+    """An ensemble of converted models (`stq convert` OUTDIRs); each member's manifest entry
+    keeps the model file its conversion came from (``source``, for white-box attacks)."""
     from toolchain.reference import model as reference
 
     graphs = [reference.load_artifact_dir(d) for d in dirs]
-    return write_ensemble(graphs, names, Path(outdir))
+    sources = []
+    for d in dirs:
+        conv = Path(d) / "convert.json"
+        sources.append(json.loads(conv.read_text()).get("source") if conv.is_file() else None)
+    return write_ensemble(graphs, names, Path(outdir), sources=sources)

@@ -21,10 +21,12 @@ from toolchain.ir.packing import SCHEMES
 
 
 def convert_graph(g: Graph, outdir: Path, kernels: str = "optimized",
-                  prefix: str = codegen.DEFAULT_PREFIX) -> dict[str, Any]:
+                  prefix: str = codegen.DEFAULT_PREFIX,
+                  source: str | None = None) -> dict[str, Any]:
     """Write OUTDIR/model.stqa, OUTDIR/c/ and OUTDIR/convert.json; nothing on failure.
 
-    ``kernels`` and ``prefix`` shape the C only: the artifact (and its hash) is the same."""
+    ``kernels`` and ``prefix`` shape the C only: the artifact (and its hash) is the same.
+    ``source``: the model file it came from (recorded, e.g. for an ensemble's white-box)."""
     outdir = Path(outdir)
     ensure_writable_dir(outdir)
     cmodel = codegen.generate(g, kernels, prefix)  # all computed before anything is written
@@ -35,7 +37,8 @@ def convert_graph(g: Graph, outdir: Path, kernels: str = "optimized",
         for name, text in cmodel.files.items():
             (stage / "c" / name).write_text(text)
         summary = {
-            "model": g.name, "hash": digest, "artifact": str(outdir / ARTIFACT_NAME),
+            "model": g.name, "source": source, "hash": digest,
+            "artifact": str(outdir / ARTIFACT_NAME),
             "c_dir": str(outdir / "c"), "packing": g.options.get("packing", "2bit"),
             "kernels": cmodel.kernels, "prefix": cmodel.prefix,
             "scratch_bytes": cmodel.scratch_bytes,
@@ -84,4 +87,4 @@ def convert(model_path: str | os.PathLike, outdir: str | os.PathLike,
             model = load_keras_model(model_path)
             g = convert_model(model, name=Path(model_path).stem)
         g.options["packing"] = packing
-        return convert_graph(g, out, kernels)
+        return convert_graph(g, out, kernels, source=str(Path(model_path).resolve()))

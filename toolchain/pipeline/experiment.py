@@ -31,6 +31,7 @@ BUDGETS = {  # attack settings per budget name (AttackConfig fields)
     "standard": {"limit": 50, "pgd_iter": 40, "cw_iter": 20, "cw_search": 3,
                  "square_iter": 1000, "boundary_iter": 200, "zoo_iter": 20, "chunk": 5},
 }
+METHOD_ATTACKS = ("fgsm", "pgd", "cw", "square", "boundary", "zoo")  # the method's six
 VARIANTS = ("fp", "int8", "stq", "stq-jr", "quanos")
 MEMBERS = ("int8", "stq", "quanos")
 
@@ -85,20 +86,23 @@ def attack_config(cfg: ExperimentConfig) -> Any:
     over = dict(BUDGETS[cfg.budget])
     if cfg.attack_limit:
         over["limit"] = cfg.attack_limit
-    base = R.for_dataset(cfg.dataset, budget=cfg.budget, convergence=False, sanity=False)
+    # the method's six attacks; PGD at the whole input range (a masking check) always, the
+    # half-budget reruns (convergence) at the standard budget only
+    base = R.for_dataset(cfg.dataset, budget=cfg.budget, attacks=METHOD_ATTACKS,
+                         convergence=cfg.budget != "quick", sanity=True)
     eps = cfg.eps or (base.eps[1::2] if cfg.budget == "quick" else base.eps)
     return replace(base, eps=tuple(eps), **over).check()
 
 
 def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
-    from toolchain.pipeline.experiment_attack import device_farm, validate_models
+    from toolchain.pipeline.experiment_attack import device_farm, transfer_matrix, validate_models
     from toolchain.training import datasets
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
     device_farm(cfg, out, None, out)  # bad farm options fail now, before anything is written
     ds = datasets.load(cfg.dataset, cfg.data_dir)
-    st = Stages(out, log, 8 + len(VARIANTS) + 1, command="experiment")
+    st = Stages(out, log, 9 + len(VARIANTS) + 1, command="experiment")
     acfg = attack_config(cfg)
     lo = float(min(ds.x_train.min(), ds.x_test.min()))
     hi = float(max(ds.x_train.max(), ds.x_test.max()))
@@ -155,13 +159,18 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
                       **({"device_queries": True} if cfg.device_queries else {})},
                      lambda: _attack_all(cfg, acfg, ds, models, deployed, builds,
                                          out / "attacks", log))
+        tm = st.run("transfer", f"transfer matrix: PGD from every model replayed on every other "
+                                f"({acfg.limit} images)",
+                    {"models": {n: file_hash(p) for n, p in models.items()},
+                     "ensemble": ens["hash"], "attack": acfg.as_dict()},
+                    lambda: {**transfer_matrix(acfg, ds, models, deployed, log), "files": []})
     from toolchain.pipeline import experiment_report
 
     summary = {"config": {k: str(v) for k, v in asdict(cfg).items()},
                "dataset": {"name": ds.name, "train": len(ds.x_train), "test": len(ds.x_test),
                            "data_dir": cfg.data_dir},
                "train": {n: str(p) for n, p in models.items()}, "convert": convs,
-               "ensemble": ens, "builds": builds, "validate": val, "attacks": att,
+               "ensemble": ens, "builds": builds, "validate": val, "attacks": att, "transfer": tm,
                "attack_config": acfg.as_dict(), "timings": st.timings, "reused": st.cached}
     qj = out / "quanos" / "quanos.json"
     if qj.is_file():
@@ -260,13 +269,9 @@ def _attack_all(cfg: ExperimentConfig, acfg: Any, ds: Any, models: dict[str, Pat
     for name in deployed:
         elf = Path(builds["elf"][name])
         log(f"[experiment] attacking {name}")
-        try:
-            if name == "ensemble":  # its replay on the device is tested (tests/test_ensemble.py)
-                raise StqError("the ensemble's attacks are not ported to the registry-based "
-                               "attack evaluation (toolchain/robustness) yet")
-            else:
-                results[name] = attack_model(models[name], deployed[name], acfg, ds.name,
-                                             root / name, cfg.board, elf, name, log, cfg)
+        try:  # the ensemble as one model: its folder is both the model and the artifact
+            results[name] = attack_model(models.get(name, deployed[name]), deployed[name], acfg,
+                                         ds.name, root / name, cfg.board, elf, name, log, cfg)
         except StqError as exc:  # e.g. a .tflite baseline has no Keras gradients here
             log(f"[experiment] {name} not attacked: {exc}")
             results[name] = {"error": str(exc)}

@@ -73,11 +73,13 @@ def attack_model(model: Path, outdir: Path, acfg: Any, dataset: str, out: Path, 
     farm of ``cfg``'s options, if any); with ``cfg.device_queries`` the black-box attacks query
     the device (on a farm: one image's whole attack per work item, toolchain.farm.attack)."""
     from toolchain.robustness import evaluate as E
+    from toolchain.robustness.targets import is_ensemble
 
+    ens = is_ensemble(outdir)  # the ensemble firmware runs on one --board device
     if cfg is not None and cfg.device_queries:
         dev_dir = out / "device-queries"
-        farm = device_farm(cfg, outdir, elf, dev_dir)
-        port = single_port(cfg, farm)
+        farm = None if ens else device_farm(cfg, outdir, elf, dev_dir)
+        port = None if ens else single_port(cfg, farm)
         res = E.evaluate(model, outdir, acfg, dataset, dev_dir, board=None if port else board,
                          port=port, elf=elf, label=label, log=log, farm=farm)
         res["attack_oracle"] = f"black-box queries on {res['device']}"
@@ -86,11 +88,35 @@ def attack_model(model: Path, outdir: Path, acfg: Any, dataset: str, out: Path, 
     dev_dir = out / "device"
     dev_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(out / "host" / E.CHUNKS, dev_dir / E.CHUNKS)  # replay, do not re-attack
-    farm = None if cfg is None else device_farm(cfg, outdir, elf, dev_dir)
-    port = None if cfg is None else single_port(cfg, farm)
+    farm = None if cfg is None or ens else device_farm(cfg, outdir, elf, dev_dir)
+    port = None if cfg is None or ens else single_port(cfg, farm)
     res = E.evaluate(model, outdir, acfg, dataset, dev_dir, board=None if port else board,
                      port=port, elf=elf, label=label, log=log, farm=farm, replay=True)
     res["host_only"] = {"clean": host["clean"], "attack_oracle": host["attack_oracle"]}
     res["attack_oracle"] = "reference (host); adversarial inputs replayed on " + (
         str(res["device"]) if farm is not None or port else str(board))
     return res
+
+
+def transfer_matrix(acfg: Any, ds: Any, models: dict[str, Path], deployed: dict[str, Path],
+                    log: Any) -> dict:
+    """PGD crafted on the gradients of every model (the ensemble: its members' averaged
+    logits), replayed on every other; each target scored on its bit-exact integer host model
+    (the fp model: on Keras), on the first ``acfg.limit`` test images."""
+    import numpy as np
+
+    from toolchain.frontend.keras import load_keras_model
+    from toolchain.robustness import targets
+    from toolchain.robustness import transfer as T
+
+    pairs, scored = [], []
+    for name, d in {"fp": None, **deployed}.items():
+        src = models.get(name)
+        if name != "ensemble" and (src is None or Path(src).suffix.lower() == ".tflite"):
+            continue  # a .tflite baseline has no Keras gradients of its own here
+        keras = targets.ensemble_keras(d) if name == "ensemble" else load_keras_model(src)
+        pairs.append((name, keras))
+        scored.append(targets.load(d, keras).host)
+    x = np.asarray(ds.x_test[:acfg.limit], np.float32)
+    y = np.asarray(ds.y_test[:acfg.limit], np.int64)
+    return T.matrix(pairs, acfg, x, y, log, scored_on=scored)

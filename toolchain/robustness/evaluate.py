@@ -19,8 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import numpy as np
 from toolchain.errors import StqError
 from toolchain.fsutil import ensure_writable_dir, write_text
 from toolchain.robustness import attacks as A
-from toolchain.robustness import oracles
+from toolchain.robustness import oracles, targets
 from toolchain.robustness.registry import AttackConfig, describe_budget, get, halved
 from toolchain.robustness.scoring import score
 
@@ -65,24 +65,6 @@ def model_label(path: Path) -> str:
     """'digits_stq-jr.h5' -> 'stq-jr' (the variant), else the file's stem."""
     stem = Path(path).stem
     return stem.split("_", 1)[1] if "_" in stem else stem
-
-
-@contextmanager
-def _device(g: Any, artifact: Path | None, backend: str, board: str | None, port: str | None,
-            elf: Path | None, workdir: Path, farm: Any = None,
-            link: tuple[float | None, float | None] = (None, None)) -> Iterator[Any]:
-    """The second integer backend to compare with the reference (device or host C), if any."""
-    if farm is not None:  # several devices (toolchain.farm): a FarmOracle
-        from toolchain.farm.attack import FarmOracle
-
-        with FarmOracle(g, farm) as fo:
-            yield fo
-        return
-    if g is None or (board is None and port is None and backend == "reference"):
-        yield None
-        return
-    with oracles.open_oracle(g, artifact, backend, board, port, elf, workdir, *link) as o:
-        yield o
 
 
 def plan(cfg: AttackConfig, transfer_from: tuple[Path, ...]) -> list[dict]:
@@ -137,7 +119,10 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     toolchain.farm FarmSpec): black-box attacks one image per work item over its devices
     (toolchain.farm.attack), the same bytes on any number of devices; with ``replay`` the
     adversarial inputs are those of a host run's chunks.jsonl copied into OUT (`stq
-    experiment`): nothing is attacked per image, the farm only scores them."""
+    experiment`): nothing is attacked per image, the farm only scores them. An ensemble folder
+    as ``artifact`` (toolchain/ensemble) is attacked as one model: white-box through its
+    members' averaged logits, black-box and scored on its exact combination, compared with the
+    ensemble firmware on a device (robustness/targets.py)."""
     from toolchain.frontend.keras import load_keras_model
     from toolchain.reference import model as reference
     from toolchain.robustness.masking import diagnose
@@ -150,7 +135,10 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
         inputs = (ds.x_test, ds.y_test)
     x = np.asarray(inputs[0][:cfg.limit], np.float32)
     y = np.asarray(inputs[1][:cfg.limit], np.int64)
-    g = reference.load_artifact_dir(artifact) if artifact is not None else None
+    ensemble = targets.is_ensemble(artifact)
+    g = None if artifact is None or ensemble else reference.load_artifact_dir(artifact)
+    if ensemble and keras_model is None:  # white-box: the members' averaged logits
+        keras_model = targets.ensemble_keras(Path(artifact))  # type: ignore[arg-type]
     if Path(model_path).suffix.lower() == ".tflite" and keras_model is None:
         from toolchain.robustness import twin  # white-box through the IR's float twin
 
@@ -159,8 +147,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     shape = tuple(int(d) for d in keras.input_shape[1:])
     oracles.check_inputs(x, y, shape, int(keras.output_shape[-1]), cfg.clip, "inputs")
     ensure_writable_dir(out)
-    host: oracles.Oracle = oracles.ReferenceOracle(g) if g is not None else \
-        oracles.KerasOracle(keras, "keras")
+    target = targets.load(artifact, keras, g)
+    g, host = target.g, target.host
     keras_o = oracles.KerasOracle(keras, "keras")
     label = label or model_label(model_path)
     per_image = farm is not None and not replay
@@ -174,8 +162,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
         log(f"[attack] resuming: {len(done)} finished chunks in {out / CHUNKS}")
     jobs = plan(cfg, transfer_from)
     with ExitStack() as stack:
-        device = stack.enter_context(_device(g, artifact, backend, board, port, elf, out, farm,
-                                             (link_timeout, give_up_after)))
+        device = stack.enter_context(targets.open_device(
+            target, artifact, backend, board, port, elf, out, farm, (link_timeout, give_up_after)))
         attack_oracle = device if device is not None else host
         chunks_f = stack.enter_context(open(out / CHUNKS, "a"))
         counted = oracles.CountedOracle(attack_oracle, None, out / QUERIES, {"model": label})

@@ -17,10 +17,11 @@ from toolchain.robustness.scoring import wilson
 
 
 def matrix(models: list[tuple[str, Any]], cfg: AttackConfig, x: np.ndarray, y: np.ndarray,
-           log: Callable[[str], None] = print) -> dict:
+           log: Callable[[str], None] = print, scored_on: list[Any] | None = None) -> dict:
     """``models``: (label, Keras model) pairs. Returns labels, eps, acc[eps][source][target]
-    and the 95 % interval of each entry."""
-    targets = [oracles.KerasOracle(m, label) for label, m in models]
+    and the 95 % interval of each entry. ``scored_on``: the oracle each target is scored on
+    (e.g. its bit-exact integer reference; default its Keras model)."""
+    targets = scored_on or [oracles.KerasOracle(m, label) for label, m in models]
     clean = [t(x).argmax(1) == y for t in targets]
     acc = np.zeros((len(cfg.eps), len(models), len(models)))
     ci = np.zeros((len(cfg.eps), len(models), len(models), 2))
@@ -36,7 +37,8 @@ def matrix(models: list[tuple[str, Any]], cfg: AttackConfig, x: np.ndarray, y: n
     return {"models": [label for label, _ in models], "eps": list(cfg.eps), "n": int(len(x)),
             "acc": acc.round(6).tolist(), "ci": ci.round(6).tolist(),
             "budget": get("pgd").describe(cfg),
-            "clean": [float(np.mean(c)) for c in clean]}
+            "clean": [float(np.mean(c)) for c in clean],
+            "scored_on": [getattr(t, "name", "keras") for t in targets]}
 
 
 def load_models(paths: list[Path]) -> list[tuple[str, Any]]:
