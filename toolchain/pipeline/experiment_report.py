@@ -42,6 +42,10 @@ def _at(s: dict, attack: str) -> float:
     return l2 if attack in L2 else e
 
 
+def _mi(v: float | None) -> str:
+    return "-" if not v else f"{v / 1e6:.2f} M"
+
+
 def _f(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -134,7 +138,7 @@ def markdown(s: dict) -> str:
              f"on {c['board']}. Black-box queries went to the "
              f"{'device' if c.get('device_queries') == 'True' else 'host reference'}.", "",
              "| model | clean h/d | " + " | ".join(f"{TITLE[a]} h/d" for a in COLUMNS)
-             + " | flash KB | RAM KB | weights KB | instr./inference | bit-exact |",
+             + " | flash KB | RAM KB | weights KB | instructions/inference | bit-exact |",
              "|---" * (len(COLUMNS) + 7) + "|"]
     for r in rows:
         if r.get("error"):
@@ -143,7 +147,7 @@ def markdown(s: dict) -> str:
         cells = [f"{_f(r[k]['host'])}/{_f(r[k]['device'])}" for k in ("clean", *COLUMNS)]
         lines.append(f"| {r['model']} (n={r['n']}) | " + " | ".join(cells) +
                      f" | {_f(r['flash_kb'])} | {_f(r['ram_kb'])} | {_f(r['weights_kb'])} | "
-                     f"{r['instructions'] or '-'} | {r['bit_exact']} |")
+                     f"{_mi(r['instructions'])} | {r['bit_exact']} |")
     lines += ["", "## STQ+JR against the others", ""] + [f"- {v}" for v in verdicts(rows)]
     lines += budget_lines(s) + l2_lines(s) + masking_lines(s) + transfer_lines(s)
     q = s.get("quanos_bits")
