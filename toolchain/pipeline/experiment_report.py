@@ -66,6 +66,9 @@ def table_rows(s: dict) -> tuple[float, list[dict]]:
         row["instructions"] = v.get("mean_instructions")
         row["bit_exact"] = f"{v.get('bit_exact')}/{v.get('validated')}" if v else "-"
         wb = (s["convert"].get(name) or {}).get("weight_bytes")
+        if name == "ensemble":  # its members' weights, linked side by side
+            wb = sum((s["convert"].get(m["name"]) or {}).get("weight_bytes") or 0
+                     for m in (s.get("ensemble") or {}).get("members", [])) or None
         row["weights_kb"] = wb / 1024 if wb else None
         rows.append(row)
     return eps, rows
