@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from chromium import render
+from nm_sizes import nm_sizes
 
 from toolchain.budget.analysis import analyze, analyze_outdir, load_graph, parse_size
 from toolchain.budget.elf import ElfImage, reconcile
@@ -85,19 +86,6 @@ def test_prediction_equals_the_elf(model: str, board: str, builds, digits_outdir
         assert b.int8_bytes == 78_744 and b.packing_bytes("base3") < b.weights_bytes
 
 
-def _nm(*paths: Path) -> dict[str, int]:
-    """Defined symbols with a size, as `arm-none-eabi-nm -S` lists them (clones folded)."""
-    out = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", *map(str, paths)],
-                         capture_output=True, text=True, check=True).stdout
-    sizes: dict[str, int] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            name = parts[3].split(".", 1)[0]
-            sizes[name] = sizes.get(name, 0) + int(parts[1], 16)
-    return sizes
-
-
 @pytest.mark.parametrize("model", ["digits", "resnet8"])
 def test_model_footprint_is_the_sum_of_its_symbols(model: str, builds, digits_outdir: Path,
                                                    resnet8_outdir: Path) -> None:
@@ -111,9 +99,9 @@ def test_model_footprint_is_the_sum_of_its_symbols(model: str, builds, digits_ou
     elf = ElfImage(result.elf)
     reconcile(b, elf, load_board("netduinoplus2"), result.map)
     objects = sorted((result.build_dir / "obj" / "model").glob("*.o"))
-    in_objects = _nm(*objects)
+    in_objects = nm_sizes(*objects)
     booked = model_symbol_sizes(b, elf)
-    in_elf = _nm(result.elf)
+    in_elf = nm_sizes(result.elf)
     kept = {n for n, v in in_objects.items() if v and n in in_elf}  # what the linker kept
     assert kept == set(booked)
     ram = {f"{b.prefix}arena", f"{b.prefix}hook", f"{b.prefix}scratch"}

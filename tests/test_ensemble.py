@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from nm_sizes import nm_sizes
 
 from toolchain.errors import StqError
 
@@ -140,3 +141,89 @@ def test_stq_ensemble_attacked_as_one_model_on_qemu(tmp_path, capsys):
     assert main(["attack", str(ens), "--attacks", "fgsm", "--limit", "2", "-o",
                  str(tmp_path / "bad")]) == 2
     assert "member(s) stq" in capsys.readouterr().err
+
+
+def _resnet8_members(ds, tmp_path) -> list:
+    """Three ResNet-8 members (int8, stq, a Quanos mix), each trained for one short epoch on
+    real images, so that outputs and predictions vary across inputs."""
+    from toolchain.frontend.keras import convert_model, load_keras_model
+    from toolchain.training.train import TrainConfig, train
+
+    variants = (("int8", {}), ("stq", {}),
+                ("quanos", {"conv1": 8, "b1_conv1": 4, "b2_conv1": 2, "logits": 8}))
+    graphs = []
+    for i, (v, bits) in enumerate(variants):
+        cfg = TrainConfig(model="resnet8", variant=v, dataset="cifar10", epochs=1, limit=1500,
+                          seed=i, bits=bits)
+        r = train(cfg, tmp_path / f"train-{v}", progress=False, dataset=ds)
+        graphs.append(convert_model(load_keras_model(r.model_path), name=f"resnet8_{v}"))
+    return graphs
+
+
+@pytest.mark.slow
+def test_resnet8_ensemble_shares_one_arena_and_stays_bit_exact(tmp_path):
+    """Three ResNet-8 members in one netduinoplus2 firmware: one arena of the largest member's
+    size plus the input, accumulators and output (not the sum of the members' arenas, which
+    overflowed the board's 128 KB), one shared scratch, the budget booking exactly what the ELF
+    holds, and the device output bit for bit the host ensemble's."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    from pathlib import Path
+
+    from toolchain.budget.analysis import analyze_outdir, checks
+    from toolchain.budget.elf import ElfImage, model_symbol_sizes, reconcile
+    from toolchain.ensemble import combine, device
+    from toolchain.ensemble.generate import write_ensemble
+    from toolchain.firmware.boards import load_board
+    from toolchain.firmware.build import build
+    from toolchain.reference import model as reference
+    from toolchain.training import datasets
+    from toolchain.training.calibrate import check_non_degenerate
+
+    data = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-subset"
+    if not data.is_dir():
+        pytest.skip(f"needs the CIFAR-10 subset at {data}")
+    ds = datasets.load("cifar10", data)
+    graphs = _resnet8_members(ds, tmp_path)
+    man = write_ensemble(graphs, ["int8", "stq", "quanos"], tmp_path / "ens")
+    ens = combine.load(tmp_path / "ens")
+    xq = reference.quantize_input(ens.g, ds.x_test[:10])
+    for g in graphs:
+        check_non_degenerate(g, xq, min_nonzero=0.3)  # trained ReLU layers: about half 0
+    ram = man["ram"]
+    arenas, scratches = ram["member_arenas"], ram["member_scratch"]
+    assert min(arenas) > 16_000  # real ResNet-8 activations (32x32x16 int8 tensors)
+    overhead = ram["arena"] - max(arenas)
+    assert overhead == 3072 + 8 * 10 + 4 * 10  # the input, int64 accumulators, int32 output
+    assert ram["scratch"] == max(scratches)
+    board = load_board("netduinoplus2")
+    fw = build(tmp_path / "ens", board, tmp_path / "fw")
+    used = fw.usage["RAM"][0]
+    # what one arena and one scratch per member (the layout before) would have needed
+    before = sum(arenas) + 3072 + 4 * 10 + sum(scratches)
+    saved = before - (ram["arena"] + ram["scratch"])
+    assert saved >= 2 * max(arenas) and used + saved > board.ram.length  # it would not link
+    header = (tmp_path / "ens" / "c" / "model.h").read_text()
+    assert f"#define STQ_ARENA_BYTES {ram['arena']}u" in header
+
+    b = analyze_outdir(tmp_path / "ens")  # `stq budget ENSEMBLE_DIR`
+    elf = ElfImage(fw.elf)
+    summary = reconcile(b, elf, board, fw.map)
+    assert b.arena_bytes == ram["arena"] and b.scratch_bytes == ram["scratch"]
+    assert b.symbols["stq_arena"] == elf.objects["stq_arena"] == ram["arena"]
+    assert not any(s.endswith(("_arena", "_scratch")) and not s.startswith("stq_")
+                   for s in elf.objects)  # no member keeps an arena or a scratch of its own
+    assert summary["model_ram"] == ram["arena"] + ram["scratch"] + 4 * 4  # + the 4 hooks
+    booked = model_symbol_sizes(b, elf)
+    in_objects, in_elf = nm_sizes(*(fw.build_dir / "obj" / "model").glob("*.o")), nm_sizes(fw.elf)
+    assert {n for n, v in in_objects.items() if v and n in in_elf} == set(booked)  # all booked
+    flash = {n: v for n, v in booked.items() if n not in b.ram_objects | {"stq_scratch"}}
+    assert sum(flash.values()) == b.model_flash
+    assert all(c.ok for c in checks(b, 410_000, board))
+
+    host = ens.predict(xq)
+    assert len({r.tobytes() for r in host}) == len(xq)  # outputs vary across inputs
+    assert len(set(host.argmax(1))) >= 3  # and so do the predictions
+    s = device.validate(ens, xq, fw.elf, tmp_path / "run", board="netduinoplus2",
+                        labels=ds.y_test)
+    assert s["validated"] == len(xq) and s["bit_exact"] == len(xq) and s["mismatches"] == 0

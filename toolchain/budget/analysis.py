@@ -6,10 +6,9 @@ parameter record (``stq_p_*``) and, once an ELF is read (toolchain/budget/elf.py
 the kernel it calls (a kernel shared by several layers is counted at its first user). The
 model's own code besides (its share of the footprint): the helper functions and lookup tables
 its kernels pull in (``stq_t2_masks``, ``stq_dot_t2u``, ...: codegen/support.py lists them) and
-the schedule of model.c. RAM of a
-layer: its output tensor in the arena, and the arena bytes alive while it runs; the optimized
-kernels share one static scratch buffer (``stq_scratch``, the largest any layer needs), so the
-model's RAM is the arena plus that scratch. The numbers are the
+the schedule of model.c. RAM of a layer: its output tensor in the arena, and the arena bytes
+alive while it runs; the optimized kernels share one static scratch buffer (``stq_scratch``, the
+largest any layer needs), so the model's RAM is the arena plus that scratch. The numbers are the
 ones codegen uses, so the linked ELF must show exactly the same symbol sizes.
 
 Sizes: ``parse_size`` reads ``410KB`` as 410 * 1000 bytes (SI: KB = 1000, MB = 1000^2) and
@@ -104,6 +103,7 @@ class Budget:
     tables: set[str] = field(default_factory=set)  # static tables (and scratch) of kernels.c
     model_functions: set[str] = field(default_factory=set)  # every function of model.c
     model_objects: set[str] = field(default_factory=set)  # objects of model.c
+    ram_objects: set[str] = field(default_factory=set)  # model objects in RAM (arena, hooks)
     elf: dict | None = None  # filled by toolchain.budget.elf.reconcile
 
     @property
@@ -130,10 +130,11 @@ class Budget:
         return sum(x.int8_bytes for x in self.layers)
 
 
-def analyze(g: Graph, kernels: str = "optimized", prefix: str = "stq_") -> Budget:
-    """The analytic budget of an artifact (the exact numbers codegen emits for its C, generated
-    with ``kernels`` and ``prefix`` as `stq convert` recorded them in convert.json)."""
-    cmodel = codegen.generate(g, kernels, prefix)
+def analyze(g: Graph, kernels: str = "optimized", prefix: str = "stq_",
+            shared_arena: str | None = None, shared_scratch: str | None = None) -> Budget:
+    """The analytic budget of an artifact: the exact numbers codegen emits for its C with these
+    options (as convert.json recorded them, or an ensemble member's, budget/ensemble.py)."""
+    cmodel = codegen.generate(g, kernels, prefix, shared_arena, shared_scratch)
     planner = cmodel.planner
     assert planner is not None
     greedy = planner.copy()
@@ -153,7 +154,8 @@ def analyze(g: Graph, kernels: str = "optimized", prefix: str = "stq_") -> Budge
             kernel=cl.kernel, record_symbol=cl.params, ref_kernel=cl.ref_kernel,
             weights_alt=_alt_weights(n, packing), int8_bytes=_int8_bytes(n)))
     symbols = {a.symbol: _carray_bytes(a) for a in cmodel.arrays}
-    symbols[cmodel.sym("arena")] = cmodel.arena_bytes
+    if shared_arena is None:
+        symbols[cmodel.sym("arena")] = cmodel.arena_bytes
     return Budget(
         model=g.name, hash=content_hash(g), packing=packing, prefix=prefix, layers=layers,
         symbols=symbols, arena_bytes=cmodel.arena_bytes, arena_greedy=max(greedy.total, 8),
@@ -162,7 +164,8 @@ def analyze(g: Graph, kernels: str = "optimized", prefix: str = "stq_") -> Budge
         input_bytes=g.tensors[g.input].nbytes, scratch_bytes=cmodel.scratch_bytes,
         kernel_functions=set(cmodel.kernel_functions),
         helper_functions=set(cmodel.helper_functions), tables=set(cmodel.tables),
-        model_functions=set(cmodel.model_functions), model_objects=set(cmodel.model_objects))
+        model_functions=set(cmodel.model_functions), model_objects=set(cmodel.model_objects),
+        ram_objects={cmodel.sym("hook"), shared_arena or cmodel.sym("arena")})
 
 
 def load_graph(path: Path) -> Graph:
@@ -172,8 +175,13 @@ def load_graph(path: Path) -> Graph:
 
 
 def analyze_outdir(path: Path) -> Budget:
-    """The budget of a `stq convert` OUTDIR (or its artifact), with the C options it recorded."""
+    """The budget of a `stq convert` OUTDIR (or its artifact), with the C options it recorded,
+    or of an ensemble folder (toolchain/budget/ensemble.py)."""
+    from toolchain.budget import ensemble
     from toolchain.ir.outdir import resolve
+
+    if ensemble.is_ensemble(path):
+        return ensemble.analyze_ensemble(Path(path))
 
     return analyze(load_graph(path), **resolve(path).c_options())
 
@@ -218,8 +226,6 @@ def _live_at(planner, step: int) -> int:
 
 
 # ---------------------------------------------------------------------------------- limits
-
-
 @dataclass
 class Check:
     what: str

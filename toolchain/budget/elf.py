@@ -76,7 +76,7 @@ def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = No
     b.shared_code = (sum(elf.functions.get(f, 0) for f in b.kernel_functions - seen)
                      + sum(elf.functions.get(f, 0) for f in b.helper_functions)
                      + sum(elf.objects.get(t, 0) for t in flash_tables))
-    ram_objects = {f"{b.prefix}arena", f"{b.prefix}hook"}
+    ram_objects = b.ram_objects or {f"{b.prefix}arena", f"{b.prefix}hook"}
     b.model_code = (sum(elf.functions.get(f, 0) for f in b.model_functions)
                     + sum(elf.objects.get(o, 0) for o in b.model_objects - ram_objects))
     model_ram_static = sum(elf.objects.get(o, 0) for o in ram_objects | {scratch})

@@ -129,7 +129,8 @@ exact symbol sizes) and code, stack and runtime come from it. Exit code 1 when o
 
 def add_budget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, metavar="ARTIFACT_OR_OUTDIR",
-                   help="OUTDIR of `stq convert` or OUTDIR/model.stqa")
+                   help="OUTDIR of `stq convert`, OUTDIR/model.stqa, or an ensemble folder "
+                   "(ensemble.json; its members share one arena and scratch)")
     add_board_arguments(p, required=False, extra=" (with --elf the default is the board the "
                         "firmware was built for)")
     p.add_argument("--budget", default=DEFAULT_BUDGET,

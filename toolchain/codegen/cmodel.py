@@ -42,6 +42,7 @@ class CModel:
     kernels: str = "optimized"    # "optimized" (fast kernels where there is one) or "reference"
     scratch_bytes: int = 0        # static scratch of the optimized kernels (RAM)
     planner: ArenaPlanner | None = None  # the arena plan the offsets come from
+    arena: str = ""               # the arena symbol: <prefix>arena, or a shared one (ensemble)
 
     def sym(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -60,7 +61,8 @@ class CModel:
 
     @property
     def model_objects(self) -> list[str]:
-        return [self.sym(o) for o in MODEL_OBJECTS]
+        own = {self.sym("arena")} - {self.arena} if self.arena else set()
+        return [self.sym(o) for o in MODEL_OBJECTS if self.sym(o) not in own]
 
     def symbols(self) -> set[str]:
         """Every symbol the generated C may define (a helper the compiler inlined, or code

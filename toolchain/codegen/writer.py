@@ -78,9 +78,12 @@ def _env() -> jinja2.Environment:
 
 
 
-def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX) -> CModel:
+def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
+             shared_arena: str | None = None, shared_scratch: str | None = None) -> CModel:
     """The C sources of ``g`` and their structure. ``kernels``: "optimized" (fast kernels where
-    there is one) or "reference"; ``prefix``: the symbol prefix of everything generated."""
+    there is one) or "reference"; ``prefix``: the symbol prefix of everything generated;
+    ``shared_arena`` / ``shared_scratch``: symbols defined elsewhere (an ensemble's wrapper)
+    that this model then uses instead of defining its own arena / kernel scratch."""
     if kernels not in KERNELS:
         raise StqError(f"kernels {kernels!r} is not one of {', '.join(KERNELS)}")
     if not _PREFIX_RE.match(prefix):
@@ -88,6 +91,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                        "followed by '_', e.g. 'stq_' or 'm1_'")
     env = _env()
     P = prefix.upper()
+    arena = shared_arena or f"{prefix}arena"
     packing = g.options.get("packing", "2bit")
     scratch_bytes = 0
     fast_codes: set[str] = set()
@@ -107,7 +111,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
         return (f"({'const ' if const else ''}{CTYPE[t.dtype]} *)"
-                f"&{prefix}arena[{offsets[tensor]}]")
+                f"&{arena}[{offsets[tensor]}]")
 
     for i, n in enumerate(g.nodes):
         base = f"{i}_{cname(n.name)}"
@@ -224,11 +228,14 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
     if tfl_fast:
         support.tables.add("scratch")
+    if shared_scratch:
+        support.tables.discard("scratch")
     if "tfl_conv2d" in tfl_fast:
         support.functions |= {"tfl_conv2d_fast_get_buffer_size", "tfl_im2col"}
     fp = file_prefix(prefix)
     ctx = {
-        "p": prefix, "P": P, "header_prefix": fp,
+        "p": prefix, "P": P, "header_prefix": fp, "arena": arena,
+        "shared_scratch": shared_scratch,
         "version": __version__, "name": g.name, "hash": content_hash(g), "semantics": SEMANTICS,
         "in_h": in_shape[0], "in_w": in_shape[1], "in_c": in_shape[2],
         "input_bytes": tin.nbytes, "input_signed": int(tin.dtype != "uint8"),
@@ -257,7 +264,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
     files = {f"{fp}{name}": env.get_template(tpl).render(**ctx)
              for name, tpl in SOURCES.items()}
     return CModel(files, prefix, ctx["arena_bytes"], offsets, arrays, layers, weight_bytes,
-                  list(bodies), support, kernels, scratch_bytes, planner)
+                  list(bodies), support, kernels, scratch_bytes, planner, arena)
 
 
 def write(g: Graph, outdir: Path, kernels: str = "optimized",

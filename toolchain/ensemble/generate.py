@@ -1,6 +1,8 @@
 """Write an ensemble OUTDIR: every member's C with its own symbol prefix (m1_, m2_, ...) plus a
 small wrapper that exposes the standard ``stq_model_*`` API (model.h) to the firmware, runs
-each member on the same input and combines their outputs (toolchain/ensemble/combine.py).
+each member on the same input and combines their outputs (toolchain/ensemble/combine.py). The
+members share one arena and one kernel scratch buffer (toolchain/ensemble/layout.py): each
+member's weighted output is added to int64 accumulators before the next member runs.
 
 OUTDIR/ensemble.json (members, weights, hash), OUTDIR/members/m<i>.stqa (the member
 artifacts, for the host reference), OUTDIR/c/ (what `stq build` compiles); all or nothing.
@@ -14,6 +16,7 @@ from pathlib import Path
 from toolchain import __version__
 from toolchain.codegen import writer as codegen
 from toolchain.ensemble.combine import MANIFEST, WEIGHT_BITS, Ensemble
+from toolchain.ensemble.layout import ARENA, SCRATCH, layout
 from toolchain.fsutil import atomic_dir, ensure_writable_dir
 from toolchain.ir import artifact
 from toolchain.ir.graph import Graph
@@ -29,11 +32,14 @@ def write_ensemble(graphs: list[Graph], names: list[str], outdir: Path,
     file, recorded in it)."""
     ens = Ensemble(graphs, names)
     prefixes = [f"m{i + 1}_" for i in range(len(graphs))]
-    cmodels = [codegen.generate(g, kernels, p) for g, p in zip(graphs, prefixes, strict=True)]
+    cmodels = [codegen.generate(g, kernels, p, shared_arena=ARENA, shared_scratch=SCRATCH)
+               for g, p in zip(graphs, prefixes, strict=True)]
     env = codegen._env()
     t_in = graphs[0].tensors[graphs[0].input]
     shape = list(t_in.shape) + [1] * (3 - len(t_in.shape))
-    members = [{"p": p, "P": p.upper(), "name": n, "hash": h, "weight": k,
+    ram = layout([cm.arena_bytes for cm in cmodels], [cm.scratch_bytes for cm in cmodels],
+                 t_in.nbytes, ens.classes)
+    members = [{"p": p, "P": p.upper(), "tag": p.rstrip("_"), "name": n, "hash": h, "weight": k,
                 "layers": len(g.nodes), "layer_names": [n.name for n in g.nodes],
                 "elem": g.tensors[g.output].itemsize,
                 "ctype": "int32_t" if g.tensors[g.output].itemsize == 4 else "int8_t",
@@ -45,12 +51,18 @@ def write_ensemble(graphs: list[Graph], names: list[str], outdir: Path,
            "input_bytes": t_in.nbytes, "input_signed": int(t_in.dtype != "uint8"),
            "input_dtype": t_in.dtype, "classes": ens.classes, "weight_bits": WEIGHT_BITS,
            "layers": sum(m["layers"] for m in members), "macs": sum(m["macs"] for m in members),
-           "arena_bytes": sum(m["arena"] for m in members) + t_in.nbytes + 4 * ens.classes,
+           "arena_bytes": ram.total, "ram": ram, "arena": ARENA, "scratch": SCRATCH,
            "scale": ens.scale}
     manifest = ens.manifest(prefixes)
     manifest["names"] = names
     for m, src in zip(manifest["members"], sources or [None] * len(graphs), strict=True):
         m["source"] = src
+    manifest["kernels"] = kernels
+    manifest["ram"] = {"arena": ram.total, "members_region": ram.members,
+                       "input_offset": ram.input_offset, "acc_offset": ram.acc_offset,
+                       "output_offset": ram.output_offset, "scratch": ram.scratch_bytes,
+                       "member_arenas": [cm.arena_bytes for cm in cmodels],
+                       "member_scratch": [cm.scratch_bytes for cm in cmodels]}
     outdir = Path(outdir)
     ensure_writable_dir(outdir.parent)
     with atomic_dir(outdir) as tmp:
