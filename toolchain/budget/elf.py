@@ -11,6 +11,7 @@ the model (codegen's CModel lists it; nothing is read back from the C text).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from toolchain.budget.analysis import Budget
@@ -19,6 +20,7 @@ from toolchain.firmware.boards import Board
 from toolchain.firmware.elf import ElfImage
 
 __all__ = ["ElfImage", "reconcile", "map_summary"]
+_ARRAY_RE = re.compile(r"^([a-z][a-z0-9]*_)[wq]_")
 
 
 def _size(elf: ElfImage, name: str) -> int:
@@ -47,8 +49,10 @@ def reconcile(b: Budget, elf: ElfImage, board: Board, map_path: Path | None = No
             raise StqError(f"--elf {elf.path} has no symbol {sym} (predicted {predicted:,} B); "
                            "rebuild the firmware from this artifact")
         rows.append({"symbol": sym, "predicted": predicted, "elf": elf.objects[sym]})
-    extra = sorted(s for s in elf.objects if s.startswith((f"{b.prefix}w_", f"{b.prefix}q_"))
-                   and s not in b.symbols)
+    # every model prefix (an ensemble's members have their own: m1_, m2_, ...)
+    prefixes = {b.prefix} | {m.group(1) for m in map(_ARRAY_RE.match, b.symbols) if m}
+    arrays = tuple(f"{p}{k}_" for p in sorted(prefixes) for k in "wq")
+    extra = sorted(s for s in elf.objects if s.startswith(arrays) and s not in b.symbols)
     if extra:
         raise StqError(f"--elf {elf.path} has model symbols the artifact does not predict: "
                        f"{', '.join(extra[:3])}; rebuild the firmware from this artifact")
