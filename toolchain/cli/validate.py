@@ -42,6 +42,8 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
                    "model.stqa)")
     p.add_argument("--dataset", default="digits", choices=tuple(DATASETS),
                    help="test split to run (unless --inputs)")
+    p.add_argument("--data-dir", type=Path, help="local folder (or archive) of --dataset, e.g. "
+                   "the CIFAR-10 python batches; nothing is downloaded")
     p.add_argument("--inputs", type=Path, help=".npy of integer inputs (N, *input shape) "
                    "instead of a dataset")
     p.add_argument("--limit", type=positive_int, help="only the first N inputs (default: all)")
@@ -74,6 +76,7 @@ def run_validate(args: argparse.Namespace) -> int:
         dataset=None if args.inputs else args.dataset, inputs=args.inputs, limit=args.limit,
         model=args.model, elf=args.elf, timeout=args.timeout, restart=args.restart,
         give_up_after=args.give_up_after, serial=args.serial, progress=progress,
+        data_dir=args.data_dir,
     )
     s = validate(cfg)
     if args.json:

@@ -52,6 +52,7 @@ class ValidateConfig:
     progress: bool = True
     serial: str = "tcp"  # QEMU's UART: a TCP port, or a pty (/dev/pts/N)
     farm: Any = None  # a toolchain.farm.pool.FarmSpec: shard the inputs over several devices
+    data_dir: Path | None = None  # local folder of --dataset (cifar10, svhn, speech_commands)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -65,7 +66,8 @@ class Inputs:
     source: str
 
 
-def load_inputs(g: Graph, dataset: str | None, path: Path | None, limit: int | None) -> Inputs:
+def load_inputs(g: Graph, dataset: str | None, path: Path | None, limit: int | None,
+                data_dir: Path | None = None) -> Inputs:
     t = g.tensors[g.input]
     if path is not None:
         try:
@@ -89,7 +91,7 @@ def load_inputs(g: Graph, dataset: str | None, path: Path | None, limit: int | N
         raise StqError("give --dataset or --inputs")
     from toolchain.training import datasets
 
-    ds = datasets.load(dataset)
+    ds = datasets.load(dataset, data_dir)
     x_real, labels = ds.x_test[:limit] if limit else ds.x_test, ds.y_test
     labels = labels[: len(x_real)]
     return Inputs(reference.quantize_input(g, x_real), x_real, np.asarray(labels), dataset)
@@ -164,7 +166,7 @@ def validate(cfg: ValidateConfig) -> dict:
     """Run the validation; return the summary (also written to OUT/summary.{json,md,html})."""
     g = reference.load_artifact_dir(cfg.artifact)
     model_hash = artifact.content_hash(g)
-    inp = load_inputs(g, cfg.dataset, cfg.inputs, cfg.limit)
+    inp = load_inputs(g, cfg.dataset, cfg.inputs, cfg.limit, cfg.data_dir)
     n = len(inp.xq)
     if n == 0:
         raise StqError("no inputs to validate")
