@@ -119,7 +119,7 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
     common = {"cfg": {k: str(v) for k, v in asdict(cfg).items()
                       if k not in ("command", "validate_limit", "budget", "attack_limit", "eps",
                                    "board", "out", "ports", "devices_file", "qemu", "ray",
-                                   "block", "device_queries")}}
+                                   "block", "device_queries", "baselines")}}
     with dataset_loaded(ds):
         models = _train_all(cfg, ds, st, common, out, log)
         convs = {}

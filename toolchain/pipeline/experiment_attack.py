@@ -50,10 +50,12 @@ def validate_models(cfg: Any, ds: Any, deployed: dict[str, Path], builds: dict,
         else:
             shutil.rmtree(root / name, ignore_errors=True)
             farm = device_farm(cfg, d, elf, root / name)
+            inputs = _tflite_inputs(d, ds.x_test[:cfg.validate_limit], root / f"{name}.npy")
             try:
                 s = validate(ValidateConfig(board=cfg.board, artifact=d, out_dir=root / name,
                                             port=single_port(cfg, farm), farm=farm,
-                                            dataset=ds.name, limit=cfg.validate_limit,
+                                            dataset=None if inputs else ds.name,
+                                            inputs=inputs, limit=cfg.validate_limit,
                                             elf=elf, progress=False))
             except StqError as exc:  # e.g. no device of the farm runs this model's firmware
                 raise StqError(f"validating {name}: {exc}") from None
@@ -65,6 +67,28 @@ def validate_models(cfg: Any, ds: Any, deployed: dict[str, Path], builds: dict,
         if farm is not None:
             res[name]["farm"] = s["session"]["farm"]
     return res
+
+
+def _tflite_inputs(outdir: Path, x: Any, path: Path) -> Path | None:
+    """For a converted .tflite baseline: the [0, 1] test images mapped onto its real input range
+    (robustness/twin.py; the MLPerf ResNet-8 takes pixels 0..255) and quantized, as an .npy for
+    `stq validate --inputs`; None for any other model (validated on the dataset itself)."""
+    import json
+
+    import numpy as np
+
+    from toolchain.reference import model as reference
+    from toolchain.robustness.twin import input_range
+
+    conv = Path(outdir) / "convert.json"
+    src = json.loads(conv.read_text()).get("source") if conv.is_file() else None
+    if not src or not str(src).lower().endswith(".tflite"):
+        return None
+    g = reference.load_artifact_dir(outdir)
+    lo, hi = input_range(g)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, reference.quantize_input(g, lo + np.asarray(x, np.float32) * (hi - lo)))
+    return path
 
 
 def attack_model(model: Path, outdir: Path, acfg: Any, dataset: str, out: Path, board: str,
