@@ -24,10 +24,6 @@ class Target:
     host: Any  # the host oracle the figures are scored on
     ensemble: Any = None  # toolchain.ensemble.combine.Ensemble, for an ensemble folder
 
-    @property
-    def name(self) -> str:
-        return "ensemble" if self.ensemble is not None else "model"
-
 
 def is_ensemble(path: Path | None) -> bool:
     from toolchain.ensemble.combine import is_ensemble as _is
