@@ -169,7 +169,7 @@ class DeviceLink(FrameChannel):
         self.stats.requests += 1
         now = time.monotonic()
         for j in self._jobs.values():  # the time the caller spent elsewhere does not count
-            j.sent += max(0.0, now - self._returned)
+            j.sent += max(0.0, now - self._returned) if self._returned else 0.0
         self._last_valid = now
         for t in [t for t in self._jobs if t != tag and t not in tags]:
             del self._jobs[t]  # the caller went elsewhere: late answers are stale
@@ -184,10 +184,12 @@ class DeviceLink(FrameChannel):
         for d, t in zip(ahead, tags, strict=True):
             if t != tag and t not in self._jobs:
                 self._start(d, profile, one_piece)
-        while job.reply is None:
-            self._serve()
+        try:
+            while job.reply is None:
+                self._serve()
+        finally:
+            self._returned = time.monotonic()
         del self._jobs[tag]
-        self._returned = time.monotonic()
         return job.reply
 
     def _serve(self) -> None:
