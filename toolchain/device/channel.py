@@ -246,7 +246,7 @@ class FrameChannel:
         """Redundancy from the damage measured in each direction (not from timeouts: on a
         loaded machine a clean link is slow, not bad): when more than 10 % of the frames sent
         draw an error frame from the device, or more than 5 % of the frames received are
-        damaged (both smoothed), the device sends each RUN reply 3 times (``copies``)."""
+        damaged (both smoothed), the device sends each RUN reply twice (``copies``)."""
         st = self.stats
         now = (self._frames_out, self._nak_frames, self._frames_in, st.corrupt_frames)
         d = [a - b for a, b in zip(now, self._seen, strict=True)]
@@ -256,7 +256,7 @@ class FrameChannel:
         if d[2] + d[3] >= 8:
             self._down = 0.8 * self._down + 0.2 * d[3] / (d[2] + d[3])
             self._seen = (self._seen[0], self._seen[1], now[2], now[3])
-        st.copies = 1 if self._down < 0.05 and self._up < 0.1 else 3
+        st.copies = 1 if self._down < 0.05 and self._up < 0.1 else 2
 
     def _resync(self) -> None:
         """Nothing valid for a while: end any partial frame on both sides, start clean."""

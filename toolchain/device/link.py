@@ -10,7 +10,7 @@ reply or a re-send is on its way; as it answers in order, a later answer shows a
 request lost, and that one is re-sent at once. Bytes not yet known to be
 consumed by the device stay within the receive ring it reports (flow control). Retries are
 bounded by progress, not by a count: the link keeps trying (adaptive timeout, exponential
-back-off, replies sent 3 times when damage is measured, re-sends doubled when the device has
+back-off, replies sent twice when damage is measured, re-sends doubled when the device has
 nothing else queued, re-synchronisation and
 reconnection when nothing gets through) as long as valid frames keep arriving, and gives up
 only after ``give_up_after`` seconds without any.
@@ -135,7 +135,7 @@ class DeviceLink(FrameChannel):
                 self.stats.chunks_sent += 1
 
     def _run(self, job: _Job) -> None:
-        # once the line is bad the device sends its reply 3 times (replies are not corrected
+        # once the line is bad the device sends its reply twice (replies are not corrected
         # and cost the device less than requests); a re-send on the critical path goes twice
         copies = 2 if job.runs and self._critical(job) else 1
         seq = self._send(P.T_RUN, P.run_body(job.tag, job.profile, self.stats.copies),
@@ -198,12 +198,13 @@ class DeviceLink(FrameChannel):
         overdue after a damaged frame, or timed out."""
         live = [j for j in self._jobs.values() if j.reply is None and j.runs]
         start = time.monotonic()
-        # alone: no later RUN whose answer would show this one lost; after a damaged frame,
-        # its answer is taken as lost once overdue (1.5 round trips)
-        alone = len(live) == 1
+        # the newest RUN in flight has no later RUN whose answer would show it lost; after a
+        # damaged frame, its answer is taken as lost once overdue (1.5 round trips)
+        newest = max(live, key=lambda j: max(j.runs.values()))
         due = 1.5 * (self._srtt if self._srtt is not None else self._rto / 2)
         self._pump(max(start + 0.002, min(
-            j.sent + (due if alone and self._damage_at > j.sent else self._rto) for j in live)))
+            j.sent + (due if j is newest and self._damage_at > j.sent else self._rto)
+            for j in live)))
         if self._damaged:
             self._damaged, self._damage_at = False, time.monotonic()
         for seq in list(self._inbox):
@@ -218,7 +219,7 @@ class DeviceLink(FrameChannel):
             if job.reply is not None:
                 continue
             lost = not job.runs.keys() & self._expect.keys()  # a later request was answered
-            overdue = alone and self._damage_at > job.sent and now > job.sent + due
+            overdue = job is newest and self._damage_at > job.sent and now > job.sent + due
             timed_out = now >= job.sent + self._rto
             if lost or overdue or timed_out:
                 job.retried = True
