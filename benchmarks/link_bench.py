@@ -128,11 +128,13 @@ def markdown(runs: list[dict]) -> str:
     cols = "".join(f" run {k + 1}: inf/s | x clean |" for k in range(len(runs)))
     lines = [f"| flipped / dropped / inserted |{cols} payload / wire | wrong |",
              "|---|" + "---|---|" * len(runs) + "---|---|"]
-    for rate in runs[0]["qemu_fault_proxy"]:
+    for rate in max((run["qemu_fault_proxy"] for run in runs), key=len):
         r = float(rate)
-        rs = [run["qemu_fault_proxy"][rate] for run in runs]
+        got = [run["qemu_fault_proxy"].get(rate) for run in runs]
+        rs = [x for x in got if x is not None]
         label = "0 (through the proxy)" if r == 0 else f"{_pct(r)} / {_pct(r / 2)} / {_pct(r / 5)}"
-        cells = "".join(f" {x['inferences_per_s']:.1f} | {x['ratio_to_clean']:.2f} |" for x in rs)
+        cells = "".join(" - | - |" if x is None else
+                        f" {x['inferences_per_s']:.1f} | {x['ratio_to_clean']:.2f} |" for x in got)
         eff = sum(x["efficiency"] for x in rs) / len(rs)
         lines.append(f"| {label} |{cells} {eff:.2f} | {sum(x['wrong'] for x in rs)} |")
     direct = ", ".join(f"{run['qemu_pipelined']['inferences_per_s']:.0f}" for run in runs)
