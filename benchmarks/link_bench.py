@@ -5,8 +5,9 @@
    chunks) and the MLPerf Tiny runner's ASCII hex protocol (`db load`, `db HEX%` lines of
    --hex-line bytes, `infer 1 0%`, the reply lines our firmware sends), computed from the exact
    bytes each side writes; then measured on the virtual board with the given model.
-2. Inferences per second on the virtual board and on QEMU netduinoplus2, with the next input's
-   upload streamed while the device computes (pipelined) and without (sequential), and the
+2. Inferences per second on the virtual board and on QEMU netduinoplus2, with the next inputs'
+   uploads and RUNs queued while the device computes (pipelined, up to the device's input
+   slots less one ahead) and without (sequential), and the
    link time to the first inference of a fresh QEMU session (boot banner, INFO, one RUN).
 3. Through the fault-injecting proxy (toolchain/device/fault_proxy.py) on QEMU at 0 %, 0.5 %,
    1 % and 2 % flipped bytes (half as many dropped, a fifth as many inserted, both
@@ -14,6 +15,7 @@
    bytes, retries, wrong results (must be 0).
 
     .venv/bin/python benchmarks/link_bench.py OUTDIR [--qemu-images 100] [--json link.json]
+    .venv/bin/python benchmarks/link_bench.py --markdown RUN1.json RUN2.json ...  # docs table
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain.device import protocol as P  # noqa: E402
 from toolchain.device.fault_proxy import FaultProxy  # noqa: E402
-from toolchain.device.link import DeviceLink, LinkPolicy  # noqa: E402
+from toolchain.device.link import AHEAD, DeviceLink, LinkPolicy  # noqa: E402
 from toolchain.device.virtual_board import VirtualBoard  # noqa: E402
 
 
@@ -106,8 +108,7 @@ def run_link(url: str, xs: list[bytes], pipelined: bool, timeout: float,
         b0 = link.stats.bytes_out + link.stats.bytes_in
         wrong, first = 0, None
         for i, x in enumerate(xs):
-            nxt = xs[i + 1] if pipelined and i + 1 < len(xs) else None
-            out = link.infer(x, nxt).output
+            out = link.infer(x, xs[i + 1 : i + 1 + AHEAD] if pipelined else None).output
             first = first if first is not None else time.monotonic() - t_open
             wrong += ys is not None and out != ys[i]
         seconds = time.monotonic() - t0
@@ -118,7 +119,36 @@ def run_link(url: str, xs: list[bytes], pipelined: bool, timeout: float,
                 "link": link.stats.as_dict()}
 
 
+def _pct(v: float) -> str:
+    return f"{v * 100:.2g} %"
+
+
+def markdown(runs: list[dict]) -> str:
+    """The fault-proxy table of docs/protocol.md from the --json results of several runs."""
+    cols = "".join(f" run {k + 1}: inf/s | x clean |" for k in range(len(runs)))
+    lines = [f"| flipped / dropped / inserted |{cols} payload / wire | wrong |",
+             "|---|" + "---|---|" * len(runs) + "---|---|"]
+    for rate in max((run["qemu_fault_proxy"] for run in runs), key=len):
+        r = float(rate)
+        got = [run["qemu_fault_proxy"].get(rate) for run in runs]
+        rs = [x for x in got if x is not None]
+        label = "0 (through the proxy)" if r == 0 else f"{_pct(r)} / {_pct(r / 2)} / {_pct(r / 5)}"
+        cells = "".join(" - | - |" if x is None else
+                        f" {x['inferences_per_s']:.1f} | {x['ratio_to_clean']:.2f} |" for x in got)
+        eff = sum(x["efficiency"] for x in rs) / len(rs)
+        lines.append(f"| {label} |{cells} {eff:.2f} | {sum(x['wrong'] for x in rs)} |")
+    direct = ", ".join(f"{run['qemu_pipelined']['inferences_per_s']:.0f}" for run in runs)
+    first = [run["qemu_pipelined"]["first_inference_s"] for run in runs]
+    lines += ["", f"Direct QEMU link (no proxy), pipelined: {direct} inferences/s. First "
+              f"inference {min(first):.2f}-{max(first):.2f} s after connecting (boot banner, "
+              "INFO, one RUN)."]
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--markdown"]:
+        print(markdown([json.loads(Path(f).read_text()) for f in sys.argv[2:]]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outdir", type=Path, help="OUTDIR of `stq convert` (e.g. the digits model)")
     ap.add_argument("--images", type=int, default=2000, help="virtual board inferences (0: skip)")
@@ -222,8 +252,7 @@ def interleaved(elf: Path, machine: str, xs: list[bytes], ys: list[bytes], rates
             for k, link in enumerate(links):
                 t0 = time.monotonic()
                 for i in range(lo, min(lo + step, len(xs))):
-                    nxt = xs[i + 1] if i + 1 < len(xs) else None
-                    wrong[k] += link.infer(xs[i], nxt).output != ys[i]
+                    wrong[k] += link.infer(xs[i], xs[i + 1 : i + 1 + AHEAD]).output != ys[i]
                 seconds[k] += time.monotonic() - t0
         out: dict = {}
         info = links[0].info_

@@ -372,7 +372,7 @@ def test_bad_ports_and_inputs(digits_outdir: Path, tmp_path: Path, stq_cmd, caps
                                     "-o", str(tmp_path / "v1")]) == 2
     finally:
         old.close()
-    assert (f"the device on {url} speaks framed protocol version 1, this stq speaks 2: "
+    assert (f"the device on {url} speaks framed protocol version 1, this stq speaks 3: "
             "rebuild and flash its firmware") in capsys.readouterr().err
 
     # firmware built from another model: same C, different hash

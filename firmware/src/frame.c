@@ -1,8 +1,9 @@
 /*
- * frame.c - the framed protocol, version 2 (docs/protocol.md): COBS frames with a version, a
+ * frame.c - the framed protocol, version 3 (docs/protocol.md): COBS frames with a version, a
  * sequence number and a CRC-32, built to finish over a noisy line. Inputs go up in small chunks
- * (UPLOAD: input tag = its CRC-32, chunk index, data) into one of two input slots, each with a
- * bitmap of the chunks it holds (a new input replaces the one that arrived first); RUN names the input by its tag and answers either the result
+ * (UPLOAD: input tag = its CRC-32, chunk index, data) into one of STQ_PROTO_SLOTS input slots,
+ * each with a bitmap of the chunks it holds (a new input replaces the one that arrived first);
+ * RUN names the input by its tag and answers either the result
  * record or which chunks are still missing (so the host re-sends only those). Replies are
  * records (INFO, the run result) served in pieces of at most STQ_PROTO_REPLY_CHUNK bytes, and
  * sent 1-4 times as the host asks. A request repeated with the same sequence number (the
@@ -32,6 +33,7 @@ enum {
 };
 
 #define STQ_NO_SEQ 0xFFFFu
+#define STQ_PROTO_WHITEN 0x55u /* UPLOAD data bytes are sent XOR this */
 #define STQ_CHUNKS ((STQ_INPUT_BYTES + STQ_PROTO_CHUNK - 1u) / STQ_PROTO_CHUNK)
 #define STQ_MISSING_MAX 64u /* chunks reported per "missing" reply */
 
@@ -46,12 +48,12 @@ typedef struct {
     uint8_t data[STQ_INPUT_BYTES];
 } stq_slot_t;
 
-static stq_slot_t stq_slots[2];
+static stq_slot_t stq_slots[STQ_PROTO_SLOTS];
 static uint32_t stq_clock;
 
 static stq_slot_t *stq_slot_find(uint32_t tag)
 {
-    for (uint32_t i = 0; i < 2u; ++i) {
+    for (uint32_t i = 0; i < STQ_PROTO_SLOTS; ++i) {
         if (stq_slots[i].used && stq_slots[i].tag == tag) {
             return &stq_slots[i];
         }
@@ -63,7 +65,10 @@ static stq_slot_t *stq_slot_take(uint32_t tag)
 {
     stq_slot_t *s = stq_slot_find(tag);
     if (s == (stq_slot_t *)0) {
-        s = stq_slots[0].stamp <= stq_slots[1].stamp ? &stq_slots[0] : &stq_slots[1];
+        s = &stq_slots[0];
+        for (uint32_t i = 1; i < STQ_PROTO_SLOTS; ++i) {
+            s = stq_slots[i].stamp < s->stamp ? &stq_slots[i] : s;
+        }
         s->used = 1;
         s->tag = tag;
         s->have = 0u;
@@ -218,6 +223,7 @@ static void stq_do_info(uint32_t seq, const uint8_t *body, uint32_t len)
     stq_put_str(STQ_BOARD_NAME);
     stq_put_str(STQ_BUILD_ID);
     stq_put_str(stq_counter_name());
+    stq_put8(STQ_PROTO_SLOTS);
     const uint32_t total = stq_rec_len;
     stq_reply_record(STQ_T_INFO, seq, info_rec, total, len >= 2u ? stq_get16(body) : 0u);
 }
@@ -242,7 +248,9 @@ static void stq_do_upload(uint32_t seq, const uint8_t *body, uint32_t len)
         return;
     }
     stq_slot_t *s = stq_slot_take(stq_get32(body));
-    memcpy(&s->data[offset], &body[6], n);
+    for (uint32_t i = 0; i < n; ++i) { /* whitened on the wire: few zeros, few COBS codes */
+        s->data[offset + i] = (uint8_t)(body[6u + i] ^ STQ_PROTO_WHITEN);
+    }
     const uint8_t bit = (uint8_t)(1u << (index % 8u));
     if (!(s->bits[index / 8u] & bit)) {
         s->bits[index / 8u] |= bit;

@@ -27,12 +27,17 @@
 
 /* Framed protocol (docs/protocol.md): version, UPLOAD chunk and reply piece sizes (small, so
  * that most frames survive a noisy line), frame buffer sizes. */
-#define STQ_PROTO_VERSION 2u
+#define STQ_PROTO_VERSION 3u
 #ifndef STQ_PROTO_CHUNK
 #define STQ_PROTO_CHUNK 32u
 #endif
 #ifndef STQ_PROTO_REPLY_CHUNK
 #define STQ_PROTO_REPLY_CHUNK 40u
+#endif
+/* Input slots of the framed protocol (reported in INFO; the host keeps at most this many
+ * inputs in flight): four for inputs up to 1 KB, else two. */
+#ifndef STQ_PROTO_SLOTS
+#define STQ_PROTO_SLOTS (STQ_INPUT_BYTES <= 256u ? 8u : STQ_INPUT_BYTES <= 1024u ? 4u : 2u)
 #endif
 #define STQ_PROTO_HEADER 4u  /* version, type, seq (u16 LE) */
 #define STQ_PROTO_CRC 4u

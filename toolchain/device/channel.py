@@ -39,7 +39,6 @@ class FrameChannel:
         self._seen = (0, 0, 0, 0)
         self._frames_out = self._frames_in = 0
         self._nak_frames = 0  # device errors for frames it received damaged
-        self.upload_copies = 1
         self._rto = min(self.policy.timeout, 1.0)
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -245,9 +244,9 @@ class FrameChannel:
 
     def _adapt(self) -> None:
         """Redundancy from the damage measured in each direction (not from timeouts: on a
-        loaded machine a clean link is slow, not bad): the share of frames the device
-        received damaged (its error frames) sets the copies of each chunk; the share of
-        damaged frames the host received sets the copies of each reply (and two RUNs)."""
+        loaded machine a clean link is slow, not bad): when more than 10 % of the frames sent
+        draw an error frame from the device, or more than 5 % of the frames received are
+        damaged (both smoothed), the device sends each RUN reply twice (``copies``)."""
         st = self.stats
         now = (self._frames_out, self._nak_frames, self._frames_in, st.corrupt_frames)
         d = [a - b for a, b in zip(now, self._seen, strict=True)]
@@ -257,7 +256,6 @@ class FrameChannel:
         if d[2] + d[3] >= 8:
             self._down = 0.8 * self._down + 0.2 * d[3] / (d[2] + d[3])
             self._seen = (self._seen[0], self._seen[1], now[2], now[3])
-        self.upload_copies = 1 if self._up < 0.1 else 2
         st.copies = 1 if self._down < 0.05 and self._up < 0.1 else 2
 
     def _resync(self) -> None:

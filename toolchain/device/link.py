@@ -1,15 +1,17 @@
-"""Host client of the framed device protocol, version 2 (docs/protocol.md): finishes over a
+"""Host client of the framed device protocol, version 3 (docs/protocol.md): finishes over a
 noisy line and never records a wrong result.
 
 Every reply must carry a sequence number the host is waiting for and a valid CRC-32, and a RUN
 record must name the input (its CRC-32) it ran on; anything else is counted and ignored. Inputs
 go up in small chunks, each with its own CRC; RUN answers the result or which chunks are still
-missing, and only those are sent again. The next input's chunks and RUN go out behind the
-current one's, so the device always has work queued; as it answers in order, a later answer
-shows an earlier request lost, and that one is re-sent at once. Bytes not yet known to be
+missing, and only those are sent again. The next inputs' chunks and RUNs (up to the device's
+input slots less one) go out behind the current one's, so the device has work queued while a
+reply or a re-send is on its way; as it answers in order, a later answer shows an earlier
+request lost, and that one is re-sent at once. Bytes not yet known to be
 consumed by the device stay within the receive ring it reports (flow control). Retries are
 bounded by progress, not by a count: the link keeps trying (adaptive timeout, exponential
-back-off, chunks, RUNs and replies doubled when damage is measured, re-synchronisation and
+back-off, replies sent twice when damage is measured, re-sends doubled when the device has
+nothing else queued, re-synchronisation and
 reconnection when nothing gets through) as long as valid frames keep arriving, and gives up
 only after ``give_up_after`` seconds without any.
 
@@ -21,7 +23,7 @@ only after ``give_up_after`` seconds without any.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from toolchain.device import protocol as P
@@ -29,7 +31,8 @@ from toolchain.device.channel import FrameChannel
 from toolchain.device.protocol import LinkPolicy, LinkStats
 from toolchain.errors import StqError
 
-__all__ = ["DeviceLink", "LinkPolicy", "LinkStats"]
+__all__ = ["AHEAD", "DeviceLink", "LinkPolicy", "LinkStats"]
+AHEAD = 7  # inputs a caller passes ahead to infer(); the device's slots bound how many go out
 
 
 @dataclass
@@ -50,6 +53,7 @@ class DeviceLink(FrameChannel):
     """A device speaking the framed protocol (INFO, chunked UPLOAD, RUN, RESULT, QUIT)."""
 
     _jobs: dict[int, _Job]
+    _returned = 0.0  # when infer() last returned
 
     def _fetch(self, ftype: int, body_at: Callable[[int], bytes],
                first: P.Piece | None = None) -> bytes:
@@ -115,26 +119,28 @@ class DeviceLink(FrameChannel):
     def _info(self) -> P.Info:
         return self.info_ if self.info_ is not None else self.info()
 
-    def _reply_copies(self) -> int:
-        """Copies the device sends of each RUN reply: two once the line is bad (with two RUNs
-        in flight, four frames that each answer it)."""
-        return 1 if self.stats.copies == 1 else 2
+    def _critical(self, job: _Job) -> bool:
+        """Every other input in flight is answered: the device idles until this one is
+        answered, so its re-sends go twice (a loss here costs a timeout, not a later answer)."""
+        return all(o.reply is not None for o in self._jobs.values() if o is not job)
 
-    def _upload(self, tag: int, data: bytes, indices: list[int] | None = None) -> None:
+    def _upload(self, tag: int, data: bytes, indices: list[int] | None = None,
+                copies: int = 1) -> None:
         size = self._info().chunk
         n = -(-len(data) // size)
         for i in range(n) if indices is None else indices:
             if 0 <= i < n:
                 self._send(P.T_UPLOAD, P.upload_body(tag, i, data[i * size:(i + 1) * size]),
-                           reply=False, copies=self.upload_copies)
+                           reply=False, copies=copies)
                 self.stats.chunks_sent += 1
 
     def _run(self, job: _Job) -> None:
-        # a lost RUN or reply costs a timeout or a round trip, a RUN 16 bytes: once the line
-        # is bad, two RUNs (two sequence numbers, so each is answered; one compute)
-        for _ in range(1 if self.stats.copies == 1 else 2):
-            seq = self._send(P.T_RUN, P.run_body(job.tag, job.profile, self._reply_copies()))
-            job.runs[seq] = job.sent = time.monotonic()
+        # once the line is bad the device sends its reply twice (replies are not corrected
+        # and cost the device less than requests); a re-send on the critical path goes twice
+        copies = 2 if job.runs and self._critical(job) else 1
+        seq = self._send(P.T_RUN, P.run_body(job.tag, job.profile, self.stats.copies),
+                         copies=copies)
+        job.runs[seq] = job.sent = time.monotonic()
 
     def _start(self, data: bytes, profile: bool, run: bool) -> _Job:
         job = self._jobs[P.crc32(data)] = _Job(P.crc32(data), data, profile)
@@ -143,21 +149,29 @@ class DeviceLink(FrameChannel):
             self._run(job)
         return job
 
-    def infer(self, data: bytes, next_data: bytes | None = None, profile: bool = False
-              ) -> P.RunReply:
-        """Run one input; its output bytes and cost. With ``next_data``, that input's chunks
-        (and, when its whole run record fits in one reply piece, its RUN) go out right behind
-        this input's RUN, so the device always has work queued (docs/protocol.md)."""
+    def infer(self, data: bytes, next_data: bytes | Sequence[bytes] | None = None,
+              profile: bool = False) -> P.RunReply:
+        """Run one input; its output bytes and cost. ``next_data``: the input (or the inputs,
+        in order) that will follow. Up to INFO's slots - 1 of them go out right behind this
+        input's RUN, their chunks and, when a whole run record fits in one reply piece, their
+        RUNs, so the device always has work queued while a reply or a re-send is on its way
+        (docs/protocol.md)."""
         info = self._info()
-        for d in (data, next_data):
-            if d is not None and len(d) != info.input_bytes:
+        ahead = ([] if next_data is None else [next_data]
+                 if isinstance(next_data, bytes | bytearray) else list(next_data))
+        ahead = [bytes(d) for d in ahead[: max(0, info.slots - 1)]]
+        for d in (data, *ahead):
+            if len(d) != info.input_bytes:
                 raise StqError(f"input is {len(d)} bytes, the device model expects "
                                f"{info.input_bytes}")
         tag = P.crc32(data)
-        nxt = None if next_data is None else P.crc32(next_data)
+        tags = [P.crc32(d) for d in ahead]
         self.stats.requests += 1
-        self._last_valid = time.monotonic()
-        for t in [t for t in self._jobs if t not in (tag, nxt)]:
+        now = time.monotonic()
+        for j in self._jobs.values():  # the time the caller spent elsewhere does not count
+            j.sent += max(0.0, now - self._returned) if self._returned else 0.0
+        self._last_valid = now
+        for t in [t for t in self._jobs if t != tag and t not in tags]:
             del self._jobs[t]  # the caller went elsewhere: late answers are stale
         job = self._jobs.get(tag)
         if job is None or job.profile != profile:
@@ -167,10 +181,14 @@ class DeviceLink(FrameChannel):
         # RESULT only serves the record of the input that ran last: a record of several pieces
         # must be fetched before the next input runs, so only one-piece records are pipelined
         one_piece = 20 + info.output_bytes <= info.reply_chunk and not profile
-        if nxt is not None and nxt != tag and nxt not in self._jobs:
-            self._start(next_data, profile, one_piece)  # type: ignore[arg-type]
-        while job.reply is None:
-            self._serve()
+        for d, t in zip(ahead, tags, strict=True):
+            if t != tag and t not in self._jobs:
+                self._start(d, profile, one_piece)
+        try:
+            while job.reply is None:
+                self._serve()
+        finally:
+            self._returned = time.monotonic()
         del self._jobs[tag]
         return job.reply
 
@@ -180,12 +198,13 @@ class DeviceLink(FrameChannel):
         overdue after a damaged frame, or timed out."""
         live = [j for j in self._jobs.values() if j.reply is None and j.runs]
         start = time.monotonic()
-        # alone: no later RUN whose answer would show this one lost; after a damaged frame,
-        # its answer is taken as lost once overdue (1.5 round trips)
-        alone = len(live) == 1
+        # the newest RUN in flight has no later RUN whose answer would show it lost; after a
+        # damaged frame, its answer is taken as lost once overdue (1.5 round trips)
+        newest = max(live, key=lambda j: max(j.runs.values()))
         due = 1.5 * (self._srtt if self._srtt is not None else self._rto / 2)
         self._pump(max(start + 0.002, min(
-            j.sent + (due if alone and self._damage_at > j.sent else self._rto) for j in live)))
+            j.sent + (due if j is newest and self._damage_at > j.sent else self._rto)
+            for j in live)))
         if self._damaged:
             self._damaged, self._damage_at = False, time.monotonic()
         for seq in list(self._inbox):
@@ -200,7 +219,7 @@ class DeviceLink(FrameChannel):
             if job.reply is not None:
                 continue
             lost = not job.runs.keys() & self._expect.keys()  # a later request was answered
-            overdue = alone and self._damage_at > job.sent and now > job.sent + due
+            overdue = job is newest and self._damage_at > job.sent and now > job.sent + due
             timed_out = now >= job.sent + self._rto
             if lost or overdue or timed_out:
                 job.retried = True
@@ -226,7 +245,8 @@ class DeviceLink(FrameChannel):
                     return  # asked before the last re-send: its RUN is on the way
                 job.resent, job.retried = now, True
                 self.stats.chunks_resent += len(missing.chunks)
-                self._upload(job.tag, job.data, list(missing.chunks))
+                self._upload(job.tag, job.data, list(missing.chunks),
+                             2 if self._critical(job) else 1)
                 self._run(job)
                 return
             first = P.Piece.parse(frame.body)

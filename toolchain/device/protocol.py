@@ -12,10 +12,11 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-VERSION = 2
+VERSION = 3
 T_INFO, T_UPLOAD, T_RUN, T_QUIT, T_RESULT = 0x01, 0x02, 0x03, 0x04, 0x05
 T_ERROR, T_REPLY = 0x7F, 0x80
 NO_SEQ = 0xFFFF
+WHITEN = 0x55  # UPLOAD data bytes go XOR this
 HEADER = struct.Struct("<BBH")
 ERRORS = {
     1: "bad CRC", 2: "oversize frame", 3: "truncated frame", 4: "malformed COBS",
@@ -119,8 +120,10 @@ class FrameReader:
 
 
 def upload_body(tag: int, index: int, data: bytes) -> bytes:
-    """One chunk of the input whose CRC-32 is ``tag``: chunk ``index`` (offset index x chunk)."""
-    return struct.pack("<IH", tag, index) + data
+    """One chunk of the input whose CRC-32 is ``tag``: chunk ``index`` (offset index x chunk),
+    its bytes XOR 0x55 (inputs hold many zeros, and each zero costs a COBS code byte, which
+    a flipped bit makes uncorrectable)."""
+    return struct.pack("<IH", tag, index) + bytes(b ^ WHITEN for b in data)
 
 
 def run_body(tag: int, profile: bool = False, copies: int = 1) -> bytes:
@@ -197,6 +200,7 @@ class Info:
     board: str
     build_id: str
     counter: str
+    slots: int = 2  # input slots (the inputs the host may keep in flight); absent: 2
 
     @property
     def output_bytes(self) -> int:
@@ -216,7 +220,8 @@ class Info:
         except (struct.error, IndexError, UnicodeDecodeError) as exc:
             raise ValueError(f"malformed INFO record ({len(rec)} bytes)") from exc
         return cls(pv, chunk, rchunk, window, dropped, inb, bool(signed), (h, w, c), oc, oe,
-                   arena, layers, macs, bool(hi), clk, *strings)
+                   arena, layers, macs, bool(hi), clk, *strings,
+                   slots=max(1, rec[pos]) if pos < len(rec) else 2)
 
 
 @dataclass(frozen=True)

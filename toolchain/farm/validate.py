@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from toolchain.device.link import AHEAD
 from toolchain.farm import scheduler
 from toolchain.farm.pool import Device
 from toolchain.farm.report import farm_summary
@@ -33,7 +34,7 @@ def run_block(dev: Device, block: Block) -> scheduler.Outcome:
     info, blobs = dev.link.info_, block.blobs
     lines, ticks = [], []
     for k, data in enumerate(blobs):
-        reply = dev.link.infer(data, blobs[k + 1] if k + 1 < len(blobs) else None)
+        reply = dev.link.infer(data, blobs[k + 1 : k + 1 + AHEAD])
         label = None if block.labels is None else block.labels[k]
         lines.append(V.result_line(block.start + k, reply, info, block.expected[k], label))
         ticks.append(reply.ticks)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolchain.device.connect import connect
-from toolchain.device.link import DeviceLink
+from toolchain.device.link import AHEAD, DeviceLink
 from toolchain.errors import StqError
 from toolchain.ir import artifact
 from toolchain.ir.graph import Graph
@@ -277,7 +277,7 @@ def _run_rows(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np.n
     assert info is not None
     with open(cfg.out_dir / RESULTS, "a", encoding="ascii") as f:
         for i in range(start, n):
-            reply = link.infer(blobs[i], blobs[i + 1] if i + 1 < n else None)
+            reply = link.infer(blobs[i], blobs[i + 1 : i + 1 + AHEAD])
             ticks.append(reply.ticks)
             f.write(result_line(i, reply, info, expected[i],
                                 None if inp.labels is None else inp.labels[i]))
