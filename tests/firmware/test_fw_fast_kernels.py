@@ -116,3 +116,14 @@ def test_reference_kernels_stay_selectable(tmp_path: Path) -> None:
         tmp_path / "fast" / "model.stqa").read_bytes()
     with pytest.raises(Exception, match="kernels 'fastest'"):
         codegen.generate(g, kernels="fastest")
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_random_byte_lane_depthwise_layers_bit_exact_on_qemu(tmp_path: Path, seed: int) -> None:
+    """Byte-lane depthwise layers (tests/test_kernel_shapes.py _dwu_graph: ternary weights on
+    a 0..X tensor, 3x3 through the Thumb-2 assembly, 1x1 / 5x5 through the C loop, strides
+    1-2, both paddings, groups with and without output clamps) on the ARM path."""
+    from test_kernel_shapes import _dwu_graph
+
+    g = _dwu_graph(seed)
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=8)

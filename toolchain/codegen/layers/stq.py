@@ -1,5 +1,6 @@
 """Per-layer pieces of the C export: the parameter record's values, kernel names and
-prototypes, and the proven 32-bit requantization constants (toolchain/ir/requant32.py)."""
+prototypes, and the proven 32-bit requantization constants (toolchain/ir/requant32.py,
+toolchain/ir/dwlanes.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from toolchain.codegen.carrays import literal
 from toolchain.codegen.layers import record
 from toolchain.errors import StqError
+from toolchain.ir.dwlanes import lane_constants
 from toolchain.ir.graph import Graph, Node, Tensor
 from toolchain.ir.requant32 import layer_constants, node_rows
 
@@ -26,6 +28,22 @@ def req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
     lo, hi = n.attrs["clamp"]
     return layer_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"], a["shift"],
                            (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
+
+
+def fast_constants(n: Node, ins: list[Tensor], variant: str | None
+                   ) -> tuple[str | None, np.ndarray | None]:
+    """The variant a fast layer really gets and its constants: the byte-lane depthwise table
+    (toolchain/ir/dwlanes) for variant "fastu" of a depthwise layer, or "fast" with req32
+    when some channel has none; req32 for the other fast kernels."""
+    if variant == "fastu" and n.op == "depthwise_conv2d":
+        a = n.arrays
+        lo, hi = n.attrs["clamp"]
+        tab = lane_constants(a["weights"], a["mult"], a["offset"], a["shift"],
+                             (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
+        if tab is not None:
+            return variant, tab
+        variant = "fast"
+    return variant, (req32(n, ins) if variant is not None else None)
 
 
 def identity_requant(n: Node) -> bool:
