@@ -13,7 +13,8 @@ is the span of t outside which q is constant (its first and last runs), and (m, 
 int32 constants checked here on every t of [a, b]. The byte clamp of four channels is two
 SIMD instruction pairs (USUB8/SEL), which is what makes the kernel cheap. Where q steps by more
 than one level per unit at a clamp bound no such g may exist; that group of four channels
-then keeps an output clamp (slower, same results).
+then also clamps its outputs, packed as signed bytes (SSUB8/SEL, clamped_channel): six more
+instructions per group. A layer where even that fails keeps the int16-pair kernel.
 """
 
 from __future__ import annotations
@@ -55,16 +56,48 @@ def _affine(t: np.ndarray, want: np.ndarray, mult: int, shift: int) -> tuple[int
     return None
 
 
-def channel(w: np.ndarray, mult: int, offset: int, shift: int, clamp: tuple[int, int],
-            x: int) -> tuple[int, int, int, int, int] | None:
-    """(a, b, m, o, s) of one channel with taps w, or None."""
+def _runs(want: np.ndarray) -> tuple[int, int]:
+    """[a, b]: the span of t outside which want is constant (its first and last runs)."""
+    first, last = np.nonzero(want != want[0])[0], np.nonzero(want != want[-1])[0]
+    return (0, 0) if first.size == 0 else (int(first[0]) - 1, int(last[-1]) + 1)
+
+
+def _want(w: np.ndarray, mult: int, offset: int, shift: int, clamp: tuple[int, int],
+          x: int) -> np.ndarray:
+    """The exact outputs of one channel with taps w for every byte sum t, 0..X * nnz."""
     nneg, nnz = int((w == -1).sum()), int((w != 0).sum())
     t = np.arange(0, x * nnz + 1, dtype=np.int64)
-    want = np.clip(rhe_shift((t - x * nneg) * mult + offset, np.int64(shift)), *clamp)
-    first, last = np.nonzero(want != want[0])[0], np.nonzero(want != want[-1])[0]
-    a, b = (0, 0) if first.size == 0 else (int(first[0]) - 1, int(last[-1]) + 1)
-    k = _affine(t[a:b + 1], want[a:b + 1], mult, shift)
+    return np.clip(rhe_shift((t - x * nneg) * mult + offset, np.int64(shift)), *clamp)
+
+
+def channel(w: np.ndarray, mult: int, offset: int, shift: int, clamp: tuple[int, int],
+            x: int) -> tuple[int, int, int, int, int] | None:
+    """(a, b, m, o, s) of one channel with taps w, exact without an output clamp, or None."""
+    want = _want(w, mult, offset, shift, clamp, x)
+    a, b = _runs(want)
+    k = _affine(np.arange(a, b + 1, dtype=np.int64), want[a:b + 1], mult, shift)
     return None if k is None else (a, b, *k)
+
+
+def clamped_channel(w: np.ndarray, mult: int, offset: int, shift: int, clamp: tuple[int, int],
+                    x: int) -> tuple[int, int, int, int, int] | None:
+    """(a, b, m, o, s) of one channel with taps w, exact with an output clamp applied to
+    signed bytes: clamp((clamp(t, a, b) * m + o) >> s, lo, hi) == q with every value before
+    the clamp in -128..127; None when there is none (or lo, hi are not signed bytes)."""
+    lo, hi = clamp
+    if lo < -128 or hi > 127:
+        return None
+    want = _want(w, mult, offset, shift, clamp, x)
+    a, b = _runs(want)
+    if a == b:  # a constant output
+        return 0, 0, 0, int(want[0]), 0
+    nneg = int((w == -1).sum())
+    k = channel_constants(mult, offset - x * nneg * mult, shift, clamp, a, b, M16)
+    if k is None:
+        return None
+    m, o, s = k
+    g = (np.arange(a, b + 1, dtype=np.int64) * m + o) >> s
+    return (a, b, m, o, s) if g.min() >= -128 and g.max() <= 127 else None
 
 
 def tap_order(k_h: int, k_w: int) -> list[int]:
@@ -77,27 +110,29 @@ def tap_order(k_h: int, k_w: int) -> list[int]:
 def _group(rows: np.ndarray, order: list[int], mult: np.ndarray, offset: np.ndarray,
            shift: np.ndarray, clamp: tuple[int, int], x: int) -> tuple[list[int], bool] | None:
     """One group of 4 channels (rows: their weights, one row each): its table words and
-    whether it needs output clamps; None when a channel has no constants at all."""
-    lanes = [channel(rows[i], int(mult[i]), int(offset[i]), int(shift[i]), clamp, x)
-             for i in range(4)]
+    whether it needs output clamps; None when a channel has no constants at all. A group with
+    clamps lists its channels' (m, o, s) in the order 0, 2, 1, 3 and ends with lo and hi in
+    every byte."""
+    args = [(rows[i], int(mult[i]), int(offset[i]), int(shift[i]), clamp, x) for i in range(4)]
     out = []
     for tap in order:
         out.append(sum((x if v == -1 else 0) << (8 * i) for i, v in enumerate(rows[:, tap])))
         out.append(sum((0xFF if v != 0 else 0) << (8 * i) for i, v in enumerate(rows[:, tap])))
-    a = sum(k[0] << (8 * i) for i, k in enumerate(lanes) if k is not None)
-    if all(k is not None for k in lanes) and a != 0xFFFFFFFF:
-        out += [a, sum(k[1] << (8 * i) for i, k in enumerate(lanes) if k is not None)]
-        return out + [v for k in lanes if k is not None for v in k[2:]], False
-    lo, hi = clamp
-    out += [0xFFFFFFFF, (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)]  # clamped outputs
-    for i in range(4):
-        nneg, nnz = int((rows[i] == -1).sum()), int((rows[i] != 0).sum())
-        k32 = channel_constants(int(mult[i]), int(offset[i]) - x * nneg * int(mult[i]),
-                                int(shift[i]), clamp, 0, x * nnz)
-        if k32 is None:
-            return None
-        out.extend(k32)
-    return out, True
+    lanes = [channel(*a) for a in args]
+    clamped = not all(k is not None for k in lanes)
+    if clamped:
+        lanes = [clamped_channel(*a) for a in args]
+    ks = [k for k in lanes if k is not None]
+    if len(ks) < 4:
+        return None
+    out.append(sum(k[0] << (8 * i) for i, k in enumerate(ks)))  # a, one byte per channel
+    out.append(sum(k[1] << (8 * i) for i, k in enumerate(ks)))  # b
+    for i in (0, 2, 1, 3) if clamped else range(4):
+        out.extend(ks[i][2:])
+    if clamped:
+        lo, hi = clamp
+        out += [(lo & 0xFF) * 0x01010101, (hi & 0xFF) * 0x01010101]
+    return out, clamped
 
 
 def lane_constants(weights: np.ndarray, mult: np.ndarray, offset: np.ndarray,
@@ -106,12 +141,11 @@ def lane_constants(weights: np.ndarray, mult: np.ndarray, offset: np.ndarray,
     """The kernel's int32 table for depthwise weights HWC (k_h, k_w, C), C a multiple of 4:
     [X x 0x01010101, F] then per group of 4 channels the (neg, nz) masks of each tap (in
     tap_order), a and b (one byte per channel) and (m, o, s) per channel. A group with a
-    channel that has no such constants gets a = 0xFFFFFFFF, b = lo | hi << 16 and the 32-bit
-    requantization constants of each channel in the t domain, used with an output clamp
-    (toolchain/ir/requant32). F is the number of such groups; when F > 0 the groups come in
-    segments [n, n groups without clamps, f, a group with clamps when f = 1], the last with
-    f = 0, so that the kernel tests no group. None when the kernel does not apply (negative
-    inputs, taps * X > 255, non-ternary weights) or some channel has neither."""
+    channel that has no such constants takes those of clamped_channel instead (its outputs
+    clamped as signed bytes: _group). F is the number of such groups; when F > 0 the groups
+    come in segments [n, n groups without clamps, f, a group with clamps when f = 1], the last
+    with f = 0, so that the kernel tests no group. None when the kernel does not apply
+    (negative inputs, taps * X > 255, non-ternary weights) or some channel has neither."""
     w = np.asarray(weights, dtype=np.int64)
     x = lane_max(qmin, qmax)
     taps = w.shape[0] * w.shape[1]
