@@ -28,7 +28,7 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     0..X with taps * X <= 255: byte lanes) or "fast" (int16 pairs). Conv: "fastu" (ternary
     2-bit weights, input values all in 0..255: byte masks and USADA8), "fastu3" (the same for
     base-3 weights, decoded to 2-bit rows in scratch once per call), "fast4" (int8 weights on
-    a 3-channel input, padded to 4 per tap), "fast" (int16 pairs and SMLAD) or None (the
+    a 3-channel input: contiguous patches), "fast" (int16 pairs and SMLAD) or None (the
     reference).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
     if (kernels == "optimized" and n.op == "depthwise_conv2d" and wk is not None
@@ -45,7 +45,7 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     if wk == "t3":
         return "fastu3" if in_range else None
     if wk == "i8" and int(n.attrs["in_shape"][2]) == 3 and not n.has_residual:
-        return "fast4"  # weights padded to 4 channels per tap (writer.py)
+        return "fast4"  # weight rows padded to whole groups of 4 (writer.py)
     return "fastu" if wk == "t2" and in_range else "fast"
 
 
@@ -62,10 +62,12 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
         return 4 * int(p["k_h"]) + (int(p["k_h"]) + 1) * wp * int(p["in_c"])
     if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): weight pairs
         return 8 * int(p["k_h"]) * int(p["k_w"]) * (int(p["in_c"]) // 4)
-    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): one group per tap, for
-        # FAST_PIXELS input pixels and for every output channel's decoded weights
-        return (FAST_PIXELS + int(p["out_c"])) * 8 * int(p["k_h"]) * int(p["k_w"])
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
+    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): the pairs of FAST_PIXELS
+        # input patches and of every output channel's weights, one byte patch
+        # (and the outputs of a last block of fewer pixels)
+        return (FAST_PIXELS + int(p["out_c"])) * 8 * groups + 4 * groups + FAST_PIXELS * int(
+            p["out_c"])
     if variant in ("fastu", "fastu3"):
         decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows
         return (FAST_PIXELS * 4 + 4) * groups + 4 * int(p["out_c"]) + decoded

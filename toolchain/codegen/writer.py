@@ -142,9 +142,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX)
                 data = w.astype(np.int8).reshape(-1) if wk == "i8" else pack(w, packing)
                 p["row_bytes"] = 0
             else:
-                if variant == "fast4":  # 3 channels padded to 4 per tap (a 0 weight)
-                    w = np.pad(w, ((0, 0), (0, 0), (0, 0), (0, 1)))
                 rows = w.reshape(w.shape[0], -1)
+                if variant == "fast4":  # each row padded with 0 weights to whole groups of 4
+                    rows = np.pad(rows, ((0, 0), (0, -rows.shape[1] % 4)))
                 if wk == "i8":
                     data, p["row_bytes"] = rows.astype(np.int8).reshape(-1), rows.shape[1]
                 else:
