@@ -129,15 +129,15 @@ def test_random_byte_lane_depthwise_layers_bit_exact_on_qemu(tmp_path: Path, see
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=8)
 
 
-@pytest.mark.parametrize("seed,dtype", [(4, "uint8"), (7, "int8")])
-def test_random_three_channel_int8_layers_bit_exact_on_qemu(tmp_path: Path, seed: int,
-                                                            dtype: str) -> None:
-    """3-channel int8-weight convs (fast4: contiguous patches, the Thumb-2 loop over every
-    output channel with the tie-free 64-bit requantization, a last block of fewer pixels)
-    among the random layers of tests/test_kernel_shapes.py, on uint8 and int8 inputs."""
+@pytest.mark.parametrize("seed,dtype,c", [(4, "uint8", 3), (7, "int8", 3), (6, "int8", 1)])
+def test_random_few_channel_int8_layers_bit_exact_on_qemu(tmp_path: Path, seed: int,
+                                                          dtype: str, c: int) -> None:
+    """1- and 3-channel int8-weight convs (fast4: contiguous patches, the Thumb-2 loop over
+    every output channel with the tie-free 64-bit requantization, a last block of fewer
+    pixels) among the random layers of tests/test_kernel_shapes.py, uint8 and int8 inputs."""
     from test_kernel_shapes import _graph
 
-    full = _graph(seed, dtype, 3, "2bit")
+    full = _graph(seed, dtype, c, "2bit")
     node = next(n for n in full.nodes if n.name.startswith("l3_conv2d_int8"))
     g = Graph(f"fast4_{seed}", {"x": full.tensors["x"], node.output: full.tensors[node.output]},
               [node], "x", node.output, full.input_format, {}, {"packing": "2bit"})

@@ -44,7 +44,7 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     in_range = src.dtype == "uint8" or (src.qmin >= 0 and src.qmax <= 255 and not model_input)
     if wk == "t3":
         return "fastu3" if in_range else None
-    if wk == "i8" and int(n.attrs["in_shape"][2]) == 3 and not n.has_residual:
+    if wk == "i8" and int(n.attrs["in_shape"][2]) <= 3 and not n.has_residual:
         return "fast4"  # weight rows padded to whole groups of 4 (writer.py)
     return "fastu" if wk == "t2" and in_range else "fast"
 
