@@ -42,16 +42,20 @@ def _op(layer: codegen.Layer) -> str:
 
 
 @pytest.mark.parametrize("packing", ["2bit", "base3"])
-@pytest.mark.parametrize("probe", ["residual", "depthwise", "cnn", "shapes"])
+@pytest.mark.parametrize("probe", ["residual", "depthwise", "cnn", "shapes", "dwu"])
 def test_scratch_sizes_come_from_the_c_buffer_size_functions(probe: str, packing: str,
                                                             tmp_path: Path) -> None:
     """The converter's scratch sizes (selection.fast_buffer_bytes, which size the static
     scratch) equal what the C *_get_buffer_size() functions return for every optimized layer
-    (conv fast/fast4/fastu/fastu3, depthwise fast)."""
+    (conv fast/fast4/fastu/fastu3, depthwise fast/fastu)."""
     if probe == "shapes":  # random layers on a 3-channel input (conv fast4, fastu, fastu3)
         from test_kernel_shapes import _graph
 
         g = _graph(4, "uint8", 3, packing)
+    elif probe == "dwu":  # byte-lane depthwise layers on a 0..X tensor
+        from test_kernel_shapes import _dwu_graph
+
+        g = _dwu_graph(2)
     else:
         g = frontend.convert_model(randomized(probe), name=probe)
     g.options["packing"] = packing

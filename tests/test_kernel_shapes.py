@@ -13,7 +13,9 @@ import pytest
 
 from toolchain.codegen import writer as codegen
 from toolchain.device.host_model import HostModel
+from toolchain.ir import dwlanes
 from toolchain.ir.graph import Graph, Node, Tensor
+from toolchain.ir.requant import rhe_shift
 from toolchain.reference import model as reference
 
 RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
@@ -106,21 +108,30 @@ def _every_layer_equals_reference(g: Graph, tmp_path: Path, rng: np.random.Gener
     return envs
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_optimized_kernels_match_reference_on_random_layers(seed: int, tmp_path: Path) -> None:
     dtype = "uint8" if seed % 3 else "int8"
-    g = _graph(seed, dtype, c=[4, 8, 12, 16, 3, 6][seed], packing=["2bit", "base3"][seed % 2])
+    g = _graph(seed, dtype, c=[4, 8, 12, 16, 3, 6, 1, 2][seed], packing=["2bit", "base3"][seed % 2])
     model = codegen.write(g, tmp_path / "c")
     fast = {x.name for x in model.layers if x.kernel != x.ref_kernel}
     if g.tensors["x"].shape[2] % 4 == 0:  # depthwise needs whole groups of 4 channels
         assert {n.name for n in g.nodes if n.op == "depthwise_conv2d"} <= fast
     if dtype == "uint8":
         assert {n.name for n in g.nodes if n.op == "conv2d"} <= fast
-    if g.tensors["x"].shape[2] == 3:  # int8 weights on 3 channels: padded to 4 per tap
+    if g.tensors["x"].shape[2] <= 3:  # int8 weights on 1-3 channels: contiguous patches
         assert any(x.kernel.endswith("_fast4") for x in model.layers)
     envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(100 + seed), 12)
     outs = {env[g.nodes[0].output].tobytes() for env in envs}
     assert len(outs) > 1  # outputs vary across inputs
+
+
+def _dw_input(rng: np.random.Generator, seed: int) -> Tensor:
+    """The input "x" of a depthwise test graph: 3-11 x 3-11 pixels, 4-16 channels, uint8 for
+    even seeds and int8 for odd ones."""
+    dtype = ["uint8", "int8"][seed % 2]
+    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+    c = int(rng.choice([4, 8, 12, 16]))
+    return Tensor("x", (h, w, c), dtype, 1.0, *RANGE[dtype])
 
 
 def _dw_graph(seed: int) -> Graph:
@@ -129,11 +140,8 @@ def _dw_graph(seed: int) -> Graph:
     weights, all +1 / -1 / 0 weights, 4-16 channels, random multipliers (with or without
     proven 32-bit constants), outputs driven into saturation."""
     rng = np.random.default_rng(1000 + seed)
-    dtype = ["uint8", "int8"][seed % 2]
-    h, w = int(rng.integers(3, 12)), int(rng.integers(3, 12))
-    c = int(rng.choice([4, 8, 12, 16]))
-    qmin, qmax = RANGE[dtype]
-    src = Tensor("x", (h, w, c), dtype, 1.0, qmin, qmax)
+    src = _dw_input(rng, seed)
+    h, w, _ = src.shape
     tensors, nodes = {"x": src}, []
     modes = ["random", "random", "random", str(rng.choice(["plus", "minus", "zero"]))]
     for i, mode in enumerate(modes):
@@ -144,8 +152,14 @@ def _dw_graph(seed: int) -> Graph:
                            pad)
         nodes.append(node)
         tensors[out.name] = out
-    fmt = {"dtype": dtype, "step": 1.0, "qmin": qmin, "qmax": qmax}
-    return Graph(f"dw{seed}", tensors, nodes, "x", nodes[-1].output, fmt, {},
+    return _graph_of(f"dw{seed}", tensors, nodes, seed)
+
+
+def _graph_of(name: str, tensors: dict[str, Tensor], nodes: list[Node], seed: int) -> Graph:
+    """The graph of `nodes` on input "x", 2-bit packed for even seeds, base-3 for odd ones."""
+    x = tensors["x"]
+    fmt = {"dtype": x.dtype, "step": 1.0, "qmin": x.qmin, "qmax": x.qmax}
+    return Graph(name, tensors, nodes, "x", nodes[-1].output, fmt, {},
                  {"packing": ["2bit", "base3"][seed % 2]})
 
 
@@ -158,3 +172,78 @@ def test_fast_depthwise_matches_reference_on_random_layers(seed: int, tmp_path: 
     for node in g.nodes[:3]:  # outputs vary across inputs (the all-zero-weight layer need not)
         outs = {env[node.output].tobytes() for env in envs}
         assert len(outs) > 1, node.name
+
+
+def _dwu_graph(seed: int) -> Graph:
+    """Byte-lane depthwise layers (ternary weights on a 0..X tensor, taps * X <= 255): a 1x1
+    depthwise layer clamps the graph input to [0, X] (X = 1, 3, 7 or 15, saturating at both
+    ends), then 3x3 (straight-line path) and 1x1 / 5x5 (general loop) layers read it with
+    strides 1-2, 'same' and 'valid' padding, random and all +1 / -1 / 0 weights, outputs into
+    saturation (int8 and uint8, 4-bit and full clamps) with negative and positive multipliers;
+    a last layer steeper than one output level per accumulator unit in every other group
+    (those groups keep an output clamp: the kernel's segments)."""
+    rng = np.random.default_rng(3000 + seed)
+    src = _dw_input(rng, seed)
+    h, w, c = src.shape
+    first, mid = _layer(rng, 0, src, "depthwise_conv2d", "ternary", "plus", 1, 1, "valid")
+    x = int(rng.choice([1, 3, 7, 15])) if seed else 15
+    first.attrs["clamp"] = [0, x]
+    first.arrays["offset"] = (first.arrays["offset"] - (first.arrays["offset"] >> 1)).astype(
+        np.int64)  # both ends of [0, X] reached
+    mid = Tensor(mid.name, mid.shape, "uint8", 1.0, 0, x)
+    tensors, nodes = {"x": src, mid.name: mid}, [first]
+    modes = ["random", "random", "random", str(rng.choice(["plus", "minus", "zero"])), "steep"]
+    for i, mode in enumerate(modes, start=1):
+        k = 3 if i < 3 or i == 5 or min(h, w) < 5 or x > 7 else int(rng.choice([1, 5]))
+        pad = "same" if k > min(h, w) else ["same", "valid"][i % 2]
+        node, out = _layer(rng, i, mid, "depthwise_conv2d", "ternary",
+                           "random" if mode == "steep" else mode, k, 1 + (i + seed) % 2, pad)
+        if mode == "steep":  # 4-bit outputs: a steep channel saturates at both ends
+            node.attrs["clamp"] = [0, 15]
+            out = Tensor(out.name, out.shape, "uint8", 1.0, 0, 15)
+        lo, hi = node.attrs["clamp"]
+        shift = rng.integers(12, 28, size=c)
+        node.arrays["shift"] = shift.astype(np.int32)
+        node.arrays["offset"] = (2.0 ** shift * rng.uniform(lo - 4, hi + 4, c)).astype(np.int64)
+        # output levels per accumulator unit: at most 1 (the accumulators span about X * taps:
+        # the exact case without output clamps), or in the steep layer 3 to 6 in groups 0, 2,
+        # ... of 4 channels (their outputs keep a clamp)
+        slope = np.minimum(1.5 * (hi - lo + 1) / (x * k * k), 1.0) * rng.uniform(0.5, 1, c)
+        if mode == "steep":
+            slope = np.where(np.arange(c) // 4 % 2 == 0, rng.uniform(3, 6, c), slope)
+        node.arrays["mult"] = (2.0 ** shift * slope * rng.choice([-1, 1], c)).astype(np.int32)
+        nodes.append(node)
+        tensors[out.name] = out
+    return _graph_of(f"dwu{seed}", tensors, nodes, seed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_byte_lane_depthwise_matches_reference_on_random_layers(seed: int,
+                                                                tmp_path: Path) -> None:
+    g = _dwu_graph(seed)
+    model = codegen.write(g, tmp_path / "c")
+    kinds = [x.kernel.rsplit("_", 1)[1] for x in model.layers]
+    assert kinds == ["fast"] + ["fastu"] * 5, kinds
+    steep = g.nodes[-1]
+    table = dwlanes.lane_constants(steep.arrays["weights"], steep.arrays["mult"],
+                                   steep.arrays["offset"], steep.arrays["shift"],
+                                   tuple(steep.attrs["clamp"]), 0, g.tensors["t0"].qmax)
+    assert table is not None and table[1] > 0  # groups with output clamps: segments
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(400 + seed), 8)
+    mid = g.nodes[0].output
+    assert {int(v) for env in envs for v in np.unique(env[mid])} >= {0, g.tensors[mid].qmax}
+    for node in g.nodes[1:4]:  # outputs vary across inputs (the all-zero-weight layer need not)
+        outs = {env[node.output].tobytes() for env in envs}
+        assert len(outs) > 1, node.name
+
+
+def test_byte_lane_constants_refuse_a_jump_over_the_clamp() -> None:
+    """Three output levels per accumulator unit jump from below -128 straight to -125: no
+    affine map of the byte-clamped sum gives -128 at the clamp, so the layer falls back."""
+    w = np.array([1, 0, -1, -1, 0, -1, 0, 1, -1])
+    assert dwlanes.channel(w, 1173913984, 33259414389, 28, (-128, 127), 15) is None
+    a, b, m, o, s = dwlanes.channel(w, 1173913984 // 8, 33259414389 // 8, 28, (-128, 127), 15)
+    t = np.arange(0, 15 * 6 + 1)
+    want = np.clip(rhe_shift((t - 15 * 4) * (1173913984 // 8) + 33259414389 // 8,
+                             np.int64(28)), -128, 127)
+    np.testing.assert_array_equal((np.clip(t, a, b) * m + o) >> s, want)

@@ -48,7 +48,7 @@ def _check_on_qemu(g: Graph, outdir: Path, build_dir: Path, n: int,
     assert summary["kernels"] == "optimized"
     kernels_c = (outdir / "c" / "kernels.c").read_text()
     fast = [n for n in g.nodes if n.op == "conv2d"]
-    assert not fast or re.search(r"_fastu?\(", kernels_c)
+    assert not fast or re.search(r"_fast[u4]?\(", kernels_c)
     result = build(outdir, load_board(BOARD), build_dir)
     if xs is None:
         xs = _random_inputs(g, n, seed=len(g.nodes))
@@ -116,3 +116,31 @@ def test_reference_kernels_stay_selectable(tmp_path: Path) -> None:
         tmp_path / "fast" / "model.stqa").read_bytes()
     with pytest.raises(Exception, match="kernels 'fastest'"):
         codegen.generate(g, kernels="fastest")
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_random_byte_lane_depthwise_layers_bit_exact_on_qemu(tmp_path: Path, seed: int) -> None:
+    """Byte-lane depthwise layers (tests/test_kernel_shapes.py _dwu_graph: ternary weights on
+    a 0..X tensor, 3x3 through the Thumb-2 assembly, 1x1 / 5x5 through the C loop, strides
+    1-2, both paddings, groups with and without output clamps) on the ARM path."""
+    from test_kernel_shapes import _dwu_graph
+
+    g = _dwu_graph(seed)
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=8)
+
+
+@pytest.mark.parametrize("seed,dtype,c", [(4, "uint8", 3), (7, "int8", 3), (6, "int8", 1)])
+def test_random_few_channel_int8_layers_bit_exact_on_qemu(tmp_path: Path, seed: int,
+                                                          dtype: str, c: int) -> None:
+    """1- and 3-channel int8-weight convs (fast4: contiguous patches, the Thumb-2 loop over
+    every output channel with the tie-free 64-bit requantization, a last block of fewer
+    pixels) among the random layers of tests/test_kernel_shapes.py, uint8 and int8 inputs."""
+    from test_kernel_shapes import _graph
+
+    full = _graph(seed, dtype, c, "2bit")
+    node = next(n for n in full.nodes if n.name.startswith("l3_conv2d_int8"))
+    g = Graph(f"fast4_{seed}", {"x": full.tensors["x"], node.output: full.tensors[node.output]},
+              [node], "x", node.output, full.input_format, {}, {"packing": "2bit"})
+    model = codegen.write(g, tmp_path / "c")
+    assert [x.kernel.rsplit("_", 1)[1] for x in model.layers] == ["fast4"]
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=8)

@@ -123,7 +123,10 @@ class Budget:
         return self.model_flash + self.model_ram
 
     def packing_bytes(self, packing: str) -> int:
-        return sum(x.weights_alt.get(packing, x.weights_bytes) for x in self.layers)
+        """Weight bytes under ``packing``: an int8 layer keeps the bytes it emits (its rows may
+        be padded for a kernel), a ternary layer takes its size in that packing."""
+        return sum(x.weights_bytes if x.weight_kind == "int8" else
+                   x.weights_alt.get(packing, x.weights_bytes) for x in self.layers)
 
     @property
     def int8_bytes(self) -> int:

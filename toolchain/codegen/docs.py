@@ -33,7 +33,12 @@ def kernel_doc(n: Node, wk: str | None, ins: list[Tensor], out: Tensor, variant:
                      + (", mult2 (int32)" if len(ins) == 2 else "") + " of docs/semantics.md.")
     else:
         lines.append("p: shape, window, stride and padding (padding positions are ignored).")
-    if variant == "fastu":
+    if variant == "fastu" and n.op == "depthwise_conv2d":
+        lines.append(f"Optimized (byte lanes, USUB8/SEL): exact, same results as {ref_fn}, ONLY "
+                     "for input values 0..X with taps * X <= 255 (the converter picks it only "
+                     "for such tensors); p->req32: the table of toolchain/ir/dwlanes.py; "
+                     "scratch: dwconv2d_fastu_get_buffer_size().")
+    elif variant == "fastu":
         lines.append(f"Optimized (USADA8): exact, same results as {ref_fn}, ONLY for input "
                      "values 0..255 (the converter picks it only for such tensors); scratch: "
                      "conv2d_fastu_get_buffer_size().")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolchain.ir.dwlanes import lane_max
 from toolchain.ir.graph import Node
 
 KERNELS = ("optimized", "reference")
@@ -12,6 +13,7 @@ KERNELS = ("optimized", "reference")
 # Output pixels the optimized convolutions compute per decoded weight row: the one definition
 # (emitted as <PREFIX>FAST_PIXELS into kernels.c, templates/support/scratch.c.j2).
 FAST_PIXELS = 4
+DWU_MAX_KH = 16  # the largest kernel height of the byte-lane depthwise kernel (scratch.c.j2)
 
 
 def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bool:
@@ -22,21 +24,28 @@ def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bo
 
 def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
                  model_input: bool = False) -> str | None:
-    """Which optimized kernel layer n gets: "fastu" (ternary 2-bit weights, input values all in
-    0..255: byte masks and USADA8), "fastu3" (the same for base-3 weights, decoded to 2-bit
-    rows in scratch once per call), "fast4" (int8 weights on a 3-channel input, padded to 4
-    per tap), "fast" (int16 pairs and SMLAD) or None (the reference).
+    """Which optimized kernel layer n gets. Depthwise: "fastu" (ternary weights, inputs in
+    0..X with taps * X <= 255: byte lanes) or "fast" (int16 pairs). Conv: "fastu" (ternary
+    2-bit weights, input values all in 0..255: byte masks and USADA8), "fastu3" (the same for
+    base-3 weights, decoded to 2-bit rows in scratch once per call), "fast4" (int8 weights on
+    a 3-channel input: contiguous patches), "fast" (int16 pairs and SMLAD) or None (the
+    reference).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
     if (kernels == "optimized" and n.op == "depthwise_conv2d" and wk is not None
             and src.dtype in ("int8", "uint8") and int(n.attrs["in_shape"][2]) % 4 == 0):
+        x = lane_max(int(src.qmin), int(src.qmax))  # byte lanes: ternary, inputs 0..X
+        kh, kw = (int(v) for v in n.attrs["kernel"])
+        if (wk != "i8" and x is not None and kh * kw * x <= 255 and kh <= DWU_MAX_KH
+                and not model_input and not n.has_residual):
+            return "fastu"  # writer.py falls back to "fast" without proven lane constants
         return "fast"  # 4 channels per SIMD group
     if not uses_fast_kernel(n, wk, src.dtype, kernels):
         return None
     in_range = src.dtype == "uint8" or (src.qmin >= 0 and src.qmax <= 255 and not model_input)
     if wk == "t3":
         return "fastu3" if in_range else None
-    if wk == "i8" and int(n.attrs["in_shape"][2]) == 3 and not n.has_residual:
-        return "fast4"  # weights padded to 4 channels per tap (writer.py)
+    if wk == "i8" and int(n.attrs["in_shape"][2]) <= 3 and not n.has_residual:
+        return "fast4"  # weight rows padded to whole groups of 4 (writer.py)
     return "fastu" if wk == "t2" and in_range else "fast"
 
 
@@ -47,12 +56,18 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     patch per group, plus one int32 per output channel; "fastu3" adds the decoded 2-bit rows:
     <prefix>conv2d_fastu3_get_buffer_size()) compute it; a test compiles those on
     the host and compares them with this for every layer kind."""
+    if op == "depthwise_conv2d" and variant == "fastu":  # dwconv2d_fastu_get_buffer_size():
+        # ring slot tags, k_h padded rows and a zero row of (out_w - 1) * stride_w + k_w pixels
+        wp = (int(p["out_w"]) - 1) * int(p["stride_w"]) + int(p["k_w"])
+        return 4 * int(p["k_h"]) + (int(p["k_h"]) + 1) * wp * int(p["in_c"])
     if op == "depthwise_conv2d":  # <prefix>dwconv2d_fast_get_buffer_size(): weight pairs
         return 8 * int(p["k_h"]) * int(p["k_w"]) * (int(p["in_c"]) // 4)
-    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): one group per tap, for
-        # FAST_PIXELS input pixels and for every output channel's decoded weights
-        return (FAST_PIXELS + int(p["out_c"])) * 8 * int(p["k_h"]) * int(p["k_w"])
     groups = -(-(int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])) // 4)
+    if variant == "fast4":  # <prefix>conv2d_fast4_get_buffer_size(): the pairs of FAST_PIXELS
+        # input patches and of every output channel's weights, one byte patch
+        # (and the outputs of a last block of fewer pixels)
+        return (FAST_PIXELS + int(p["out_c"])) * 8 * groups + 4 * groups + FAST_PIXELS * int(
+            p["out_c"])
     if variant in ("fastu", "fastu3"):
         decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows
         return (FAST_PIXELS * 4 + 4) * groups + 4 * int(p["out_c"]) + decoded

@@ -41,6 +41,8 @@ def support_symbols(uses_t3: bool, fast_codes: set[str], im2col_shorts: list[str
         s.functions |= {"conv2d_fast4_get_buffer_size", "dot_i8p"}
     if "dw" in fast_codes:
         s.functions.add("dwconv2d_fast_get_buffer_size")
+    if "dwu" in fast_codes:
+        s.functions.add("dwconv2d_fastu_get_buffer_size")
     if "i8" in fast_codes:
         s.functions.add("dot_i8")
     return s

@@ -27,11 +27,11 @@ from toolchain.codegen.layers import record
 from toolchain.codegen.layers.stq import (
     CTYPE,
     SHORT,
+    fast_constants,
     identity_requant,
     kernel_name,
     params,
     prototype,
-    req32,
 )
 from toolchain.codegen.layers.tflite import tfl_layer
 from toolchain.codegen.selection import (
@@ -53,7 +53,8 @@ from toolchain.memory.lifetimes import plan_arena, tensor_offsets
 WDESC = {"t2": "ternary 2-bit packed", "t3": "ternary base-3 packed", "i8": "int8"}
 TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", "dense",
                                                    "maxpool", "avgpool", "add")}
-DW_FAST_TEMPLATE = "optimized/dwconv_fast.c.j2"
+DW_FAST_TEMPLATE = {"fast": "optimized/dwconv_fast.c.j2",
+                    "fastu": "optimized/dwconv_fastu.c.j2"}
 FAST_TEMPLATE = {"fast4": "optimized/conv2d_fast4.c.j2", "fast": "optimized/conv2d_fast.c.j2",
                  "fastu": "optimized/conv2d_fastu.c.j2", "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
@@ -145,9 +146,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                 data = w.astype(np.int8).reshape(-1) if wk == "i8" else pack(w, packing)
                 p["row_bytes"] = 0
             else:
-                if variant == "fast4":  # 3 channels padded to 4 per tap (a 0 weight)
-                    w = np.pad(w, ((0, 0), (0, 0), (0, 0), (0, 1)))
                 rows = w.reshape(w.shape[0], -1)
+                if variant == "fast4":  # each row padded with 0 weights to whole groups of 4
+                    rows = np.pad(rows, ((0, 0), (0, -rows.shape[1] % 4)))
                 if wk == "i8":
                     data, p["row_bytes"] = rows.astype(np.int8).reshape(-1), rows.shape[1]
                 else:
@@ -156,7 +157,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                  data, f"{n.name}: {n.attrs['weight_kind']} weights "
                                  f"{list(w.shape)}"))
             p["weights"] = f"{prefix}w_{base}"
-        req = req32(n, ins) if variant is not None else None
+        variant, req = fast_constants(n, ins, variant)
         for key, ctype in (("mult", "int32_t"), ("mult2", "int32_t"), ("shift", "int32_t"),
                            ("offset", "int64_t")):
             # a fast kernel with proven 32-bit constants never reads the 64-bit ones, nor a
@@ -171,14 +172,18 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         fn, template = ref_fn, TEMPLATE[n.op]
         if variant is not None:
             fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
-                                                   else FAST_TEMPLATE[variant])
+                                                   else FAST_TEMPLATE)[variant]
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
             if req is not None:
+                what = "byte-lane masks and constants" if variant == "fastu" and \
+                    n.op == "depthwise_conv2d" else "32-bit requantization (m, o, s)"
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
-                                     f"{n.name}: 32-bit requantization (m, o, s)"))
+                                     f"{n.name}: {what}"))
                 p["req32"] = f"{prefix}q_{base}_req32"
                 weight_bytes[n.name] += arrays[-1].nbytes
-            if n.op == "depthwise_conv2d":
+            if n.op == "depthwise_conv2d" and variant == "fastu":
+                fast_codes.add("dwu")  # byte lanes: no weight decoding, no int16 pairs
+            elif n.op == "depthwise_conv2d":
                 fast_codes.add("dw")
                 pair_shorts.add(SHORT[ins[0].dtype])
                 codes.add(str(wk))  # it decodes the weights with <prefix>t2 / t3
@@ -254,7 +259,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
         "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
         "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
-        "uses_dw_fast": "dw" in fast_codes, "uses_fast4": "fast4" in fast_codes,
+        "uses_dw_fast": "dw" in fast_codes, "uses_dwu_fast": "dwu" in fast_codes,
+        "uses_fast4": "fast4" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,

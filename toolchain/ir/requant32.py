@@ -28,8 +28,9 @@ def acc_range(w_taps: np.ndarray, xlo: int, xhi: int) -> tuple[int, int]:
 
 
 def channel_constants(mult: int, offset: int, shift: int, clamp: tuple[int, int],
-                      amin: int, amax: int) -> tuple[int, int, int] | None:
-    """(m, o, s) reproducing the exact requantization of one channel on [amin, amax], or None."""
+                      amin: int, amax: int, m_max: int = LIMIT) -> tuple[int, int, int] | None:
+    """(m, o, s) reproducing the exact requantization of one channel on [amin, amax], or None;
+    |m| <= m_max."""
     if amax - amin + 1 > MAX_SPAN:
         return None
     acc = np.arange(amin, amax + 1, dtype=np.int64)
@@ -39,7 +40,7 @@ def channel_constants(mult: int, offset: int, shift: int, clamp: tuple[int, int]
     for s in range(min(shift, 30), -1, -1):
         base = mult / 2.0 ** (shift - s)
         for m in sorted({int(np.floor(base)), int(np.ceil(base)), round(base)}):
-            if amag * abs(m) >= LIMIT:
+            if amag * abs(m) >= LIMIT or abs(m) > m_max:
                 continue
             am = acc * m
             # floor((am + o) / 2^s) == want: o in [want * 2^s - am, (want + 1) * 2^s - am - 1];

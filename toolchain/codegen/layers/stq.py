@@ -1,5 +1,6 @@
 """Per-layer pieces of the C export: the parameter record's values, kernel names and
-prototypes, and the proven 32-bit requantization constants (toolchain/ir/requant32.py)."""
+prototypes, and the proven 32-bit requantization constants (toolchain/ir/requant32.py,
+toolchain/ir/dwlanes.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import numpy as np
 from toolchain.codegen.carrays import literal
 from toolchain.codegen.layers import record
 from toolchain.errors import StqError
+from toolchain.ir.dwlanes import lane_constants
 from toolchain.ir.graph import Graph, Node, Tensor
 from toolchain.ir.requant32 import layer_constants, node_rows
+from toolchain.ir.requant64 import tie_free_constants
 
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
 SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
@@ -26,6 +29,31 @@ def req32(n: Node, ins: list[Tensor]) -> np.ndarray | None:
     lo, hi = n.attrs["clamp"]
     return layer_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"], a["shift"],
                            (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
+
+
+def fast_constants(n: Node, ins: list[Tensor], variant: str | None
+                   ) -> tuple[str | None, np.ndarray | None]:
+    """The variant a fast layer really gets and its constants: the byte-lane depthwise table
+    (toolchain/ir/dwlanes) for variant "fastu" of a depthwise layer, or "fast" with req32
+    when some channel has none; for "fast4" the tie-free 64-bit constants
+    (toolchain/ir/requant64), or "fast" with req32 when some channel has none; req32 for the
+    other fast kernels."""
+    if variant == "fastu" and n.op == "depthwise_conv2d":
+        a = n.arrays
+        lo, hi = n.attrs["clamp"]
+        tab = lane_constants(a["weights"], a["mult"], a["offset"], a["shift"],
+                             (int(lo), int(hi)), int(ins[0].qmin), int(ins[0].qmax))
+        if tab is not None:
+            return variant, tab
+        variant = "fast"
+    if variant == "fast4":  # needs the tie-free 64-bit constants, else the SMLAD kernel
+        a = n.arrays
+        k = tie_free_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"],
+                               a["shift"], int(ins[0].qmin), int(ins[0].qmax))
+        if k is not None:
+            return variant, k
+        variant = "fast"
+    return variant, (req32(n, ins) if variant is not None else None)
 
 
 def identity_requant(n: Node) -> bool:
