@@ -283,6 +283,34 @@ def test_attack_bad_inputs(argv: list[str], message: str, digits_h5: Path, tmp_p
     assert not out.exists()  # no chunks.jsonl / queries.jsonl left behind
 
 
+def test_report_merges_two_runs_of_one_model(fp_result: dict, tmp_path: Path) -> None:
+    """A second run of the same model (one attack again at a larger budget) replaces that
+    attack's rows in the report and keeps the others; other inputs are refused."""
+    import copy
+
+    from toolchain.errors import StqError
+    from toolchain.reports.robustness import load_results
+
+    again = copy.deepcopy(fp_result)
+    again["rows"] = [{**r, "budget": "a larger one", "acc": {**r["acc"], "host": 0.0}}
+                     for r in again["rows"] if r["attack"] == "fgsm"]
+    assert again["rows"]
+    for name, res in (("a", fp_result), ("b", again)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(res, default=float))
+    (merged,) = load_results([tmp_path / "a", tmp_path / "b"])
+    fgsm = [r for r in merged["rows"] if r["attack"] == "fgsm"]
+    assert len(fgsm) == len(again["rows"]) and all(r["budget"] == "a larger one" for r in fgsm)
+    saved = json.loads(json.dumps(fp_result, default=float))  # as read back from the file
+    others = [r for r in saved["rows"] if r["attack"] != "fgsm"]
+    assert [r for r in merged["rows"] if r["attack"] != "fgsm"] == others
+    assert merged["masking"]["checks"] and len(merged["merged_from"]) == 2
+    again["n"] = fp_result["n"] + 1
+    (tmp_path / "b" / "results.json").write_text(json.dumps(again, default=float))
+    with pytest.raises(StqError, match="another n"):
+        load_results([tmp_path / "a", tmp_path / "b"])
+
+
 def test_report_bad_inputs(tmp_path: Path, stq_cmd, capsys) -> None:
     out = tmp_path / "out"
     assert stq_cmd("report", [str(tmp_path / "none"), "-o", str(out)]) == 2

@@ -51,11 +51,41 @@ def load_results(dirs: list[Path]) -> list[dict]:
             raise StqError(f"{p} not found: run `stq attack ... -o {d}` first") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StqError(f"{p} is not valid JSON ({exc})") from None
-    names = [r["model"] for r in out]
-    if len(set(names)) != len(names):
-        raise StqError(f"two result sets for the same model: {names}")
-    return sorted(out, key=lambda r: (ORDER.index(r["model"]) if r["model"] in ORDER else 99,
-                                      r["model"]))
+    merged: dict[str, dict] = {}
+    for r, d in zip(out, dirs, strict=True):
+        merged[r["model"]] = merge_runs(merged[r["model"]], r, d) if r["model"] in merged else r
+    return sorted(merged.values(), key=lambda r: (ORDER.index(r["model"]) if r["model"] in
+                                                  ORDER else 99, r["model"]))
+
+
+def merge_runs(a: dict, b: dict, where: Path) -> dict:
+    """Two runs of one model on the same inputs (e.g. one attack re-run at a larger budget):
+    ``b``'s attacks replace ``a``'s of the same name, the others are kept; the masking checks
+    are re-run on the merged rows."""
+    from toolchain.robustness.masking import diagnose
+
+    for k in ("dataset", "n", "eps", "l2_eps"):
+        if a.get(k) != b.get(k):
+            raise StqError(f"{where}: a second result set for model {a['model']} with another "
+                           f"{k} ({b.get(k)} against {a.get(k)}); give it another --label")
+    if a["clean"]["host"] != b["clean"]["host"]:
+        raise StqError(f"{where}: a second result set for model {a['model']} on other inputs "
+                       "(its clean accuracy differs); give it another --label")
+    again = {r["attack"] for r in b["rows"]}
+    rows: list[dict] = []
+    for r in a["rows"]:  # b's rows where a's of the same attacks stood (the table's order)
+        if r["attack"] not in again:
+            rows.append(r)
+        elif not any(x is b["rows"][0] for x in rows):
+            rows += b["rows"]
+    if not any(x is b["rows"][0] for x in rows):
+        rows += b["rows"]
+    m = {**a, "rows": rows,
+         "host_device_mismatches": a.get("host_device_mismatches", 0)
+         + b.get("host_device_mismatches", 0),
+         "merged_from": [*a.get("merged_from", [a.get("model_path")]), str(where)]}
+    m["masking"] = diagnose(m)
+    return m
 
 
 def fmt_acc(acc: float | None, ci: tuple[float, float] | list[float] | None = None,
