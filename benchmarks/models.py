@@ -54,8 +54,14 @@ def float_inputs(name: str, n_cal: int, n_eval: int, data_dir: Path | None = Non
     return ds.x_train[:n_cal], ds.x_test[:n_eval], "scikit-learn digits"
 
 
-def keras_model(name: str) -> Any:
+def keras_model(name: str, seed: int = 0) -> Any:
+    """The untrained zoo model, its weights drawn from a fixed seed (so the calibrated model,
+    and every figure measured on it, is the same on every run)."""
+    import tensorflow as tf
+
     from toolchain.training import zoo
+
+    tf.keras.utils.set_random_seed(seed)
 
     if name == "resnet8_int8":
         return zoo.resnet8("int8")
