@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device-queries", action="store_true",
                    help="black-box attacks query the device instead of the host reference (on "
                         "a farm: sharded by image, each image's attack on one device)")
+    p.add_argument("--no-convergence", action="store_true",
+                   help="skip the half-budget reruns of every attack (the standard budget runs "
+                        "them: the report's convergence check)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                            baselines=list(args.baseline), ports=tuple(args.port),
                            devices_file=args.devices, qemu=args.qemu, ray=args.ray,
                            block=args.block, device_queries=args.device_queries,
+                           convergence=False if args.no_convergence else None,
                            command="stq " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     s = run_experiment(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:

@@ -60,6 +60,7 @@ class ExperimentConfig:
     ray: str | None = None
     block: int = 8
     device_queries: bool = False  # black-box queries on the device(s), not the host reference
+    convergence: bool | None = None  # half-budget reruns; default: at the standard budget
     command: str | None = None  # how it was invoked (for the report's first line)
 
 
@@ -89,7 +90,8 @@ def attack_config(cfg: ExperimentConfig) -> Any:
     # the method's six attacks; PGD at the whole input range (a masking check) always, the
     # half-budget reruns (convergence) at the standard budget only
     base = R.for_dataset(cfg.dataset, budget=cfg.budget, attacks=METHOD_ATTACKS,
-                         convergence=cfg.budget != "quick", sanity=True)
+                         convergence=cfg.budget != "quick" if cfg.convergence is None
+                         else cfg.convergence, sanity=True)
     eps = cfg.eps or (base.eps[1::2] if cfg.budget == "quick" else base.eps)
     return replace(base, eps=tuple(eps), **over).check()
 
@@ -102,7 +104,7 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
     out = Path(cfg.out)
     device_farm(cfg, out, None, out)  # bad farm options fail now, before anything is written
     ds = datasets.load(cfg.dataset, cfg.data_dir)
-    st = Stages(out, log, 9 + len(VARIANTS) + 1, command="experiment")
+    st = Stages(out, log, 14 + len(cfg.baselines), command="experiment")
     acfg = attack_config(cfg)
     lo = float(min(ds.x_train.min(), ds.x_test.min()))
     hi = float(max(ds.x_train.max(), ds.x_test.max()))
@@ -119,7 +121,7 @@ def run_experiment(cfg: ExperimentConfig, log: Any = print) -> dict[str, Any]:
     common = {"cfg": {k: str(v) for k, v in asdict(cfg).items()
                       if k not in ("command", "validate_limit", "budget", "attack_limit", "eps",
                                    "board", "out", "ports", "devices_file", "qemu", "ray",
-                                   "block", "device_queries", "baselines")}}
+                                   "block", "device_queries", "baselines", "convergence")}}
     with dataset_loaded(ds):
         models = _train_all(cfg, ds, st, common, out, log)
         convs = {}
