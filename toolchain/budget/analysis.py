@@ -11,12 +11,11 @@ alive while it runs; the optimized kernels share one static scratch buffer (``st
 largest any layer needs), so the model's RAM is the arena plus that scratch. The numbers are the
 ones codegen uses, so the linked ELF must show exactly the same symbol sizes.
 
-Sizes: ``parse_size`` reads ``410KB`` as 410 * 1000 bytes (SI: KB = 1000, MB = 1000^2) and
-``410KiB`` as 410 * 1024 (IEC); a bare number is bytes. The budget (default 410 KB, the paper's
-figure) applies to the model's footprint: its flash (weights, parameters, kernel code when
-known) plus its RAM (arena and scratch). The board limits apply to the whole firmware (linked totals
-with --elf; the model's part plus the board's stack without).
-"""
+Sizes: ``parse_size`` reads ``410KB`` as 410 * 1000 bytes (SI) and ``410KiB`` as 410 * 1024
+(IEC); a bare number is bytes. The budget (default 410 KB, the paper's figure) applies to the
+model's footprint: flash (weights, parameters, kernel code when known) plus RAM (arena and
+scratch); the board limits to the whole firmware (linked totals with --elf, else the model's
+part plus the board's stack)."""
 
 from __future__ import annotations
 
