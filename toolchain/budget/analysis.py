@@ -14,8 +14,7 @@ ones codegen uses, so the linked ELF must show exactly the same symbol sizes.
 Sizes: ``parse_size`` reads ``410KB`` as 410 * 1000 bytes (SI) and ``410KiB`` as 410 * 1024
 (IEC); a bare number is bytes. The budget (default 410 KB, the paper's figure) applies to the
 model's footprint: flash (weights, parameters, kernel code when known) plus RAM (arena and
-scratch); the board limits to the whole firmware (linked totals with --elf, else the model's
-part plus the board's stack)."""
+scratch); the board limits to the whole firmware (with --elf its linked totals)."""
 
 from __future__ import annotations
 
@@ -33,8 +32,8 @@ from toolchain.ir.graph import Graph, Node
 from toolchain.ir.packing import packed_size
 
 DEFAULT_BUDGET = "410KB"
-_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
-          "k": 1000, "m": 1000**2}
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6,
+          "mib": 1024**2}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _ITEMSIZE = {"uint8_t": 1, "int8_t": 1, "int32_t": 4, "int64_t": 8}
 
