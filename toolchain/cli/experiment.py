@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                            devices_file=args.devices, qemu=args.qemu, ray=args.ray,
                            block=args.block, device_queries=args.device_queries,
                            convergence=False if args.no_convergence else None,
-                           command="stq " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                           command="stq " + " ".join(shlex.quote(a) for a in args.argv))
     s = run_experiment(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(s, indent=1, default=str))

@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
     parser = build_parser()
     try:
-        args = parser.parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = parser.parse_args(_attach_dash_values(argv))
     except SystemExit as exc:  # --help, --version or a usage error (already printed)
         return int(exc.code or 0)
+    args.argv = argv  # the command as given (reports record it)
     name = f"stq {args.command}"
     try:
         return _run(args)
