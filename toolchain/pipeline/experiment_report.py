@@ -37,6 +37,16 @@ def _acc(res: dict, attack: str, eps: float, who: str) -> float | None:
     return None
 
 
+def _acc_for(s: dict, res: dict, attack: str, e: float, who: str) -> float | None:
+    """``_acc`` at the experiment's epsilon ``e`` on this result's own scale: a .tflite
+    baseline's epsilons are mapped onto its input range (pixels 0..255), position by position."""
+    key = "l2_eps" if attack in L2 else "eps"
+    conf, own = list(s["attack_config"].get(key) or []), list(res.get(key) or [])
+    if e in conf and len(own) == len(conf):
+        e = own[conf.index(e)]
+    return _acc(res, attack, e, who)
+
+
 def _at(s: dict, attack: str) -> float:
     e, l2 = headline(s)
     return l2 if attack in L2 else e
@@ -58,7 +68,7 @@ def table_rows(s: dict) -> tuple[float, list[dict]]:
         if not res.get("error"):
             row["clean"] = {w: res["clean"].get(w) for w in ("host", "device")}
             for a in COLUMNS:
-                row[a] = {w: _acc(res, a, _at(s, a), w) for w in ("host", "device")}
+                row[a] = {w: _acc_for(s, res, a, _at(s, a), w) for w in ("host", "device")}
         usage = s["builds"]["usage"].get(name, {})
         row["flash_kb"] = usage.get("FLASH", [0])[0] / 1024 if usage else None
         row["ram_kb"] = usage.get("RAM", [0])[0] / 1024 if usage else None
@@ -104,7 +114,7 @@ def plot(s: dict, path: Path) -> None:
             if res.get("error"):
                 continue
             xs = s["attack_config"]["l2_eps"] if a in L2 else eps
-            ys = [_acc(res, a, e, "host") for e in xs]
+            ys = [_acc_for(s, res, a, e, "host") for e in xs]
             ax.plot(xs if a in L2 else [e * 255 for e in xs], ys, marker="o", label=name)
         ax.set_title(TITLE[a])
         ax.set_xlabel("L2 eps" if a in L2 else "L-inf eps (x 1/255)")

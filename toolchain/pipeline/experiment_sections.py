@@ -40,7 +40,8 @@ def l2_lines(s: dict) -> list[str]:
             rows = {r["eps"]: r for r in res.get("rows", []) if r["attack"] == a}
             if not rows:
                 continue
-            accs = [f"{rows[e]['acc']['host']:.2f}" if e in rows else "-" for e in l2]
+            own = res.get("l2_eps") or l2  # a .tflite baseline's: on its input range
+            accs = [f"{rows[e]['acc']['host']:.2f}" if e in rows else "-" for e in own]
             med = rows.get(None, {}).get("median_min_perturbation")
             found = rows.get(None, {})
             out.append(f"| {name} (n={res['n']}) | {rows[next(iter(rows))]['title']} | "
@@ -48,7 +49,11 @@ def l2_lines(s: dict) -> list[str]:
                        f"{found.get('found', '-')}/{found.get('attackable', '-')} |")
     if not out:
         return []
-    return ["", "## L2 attacks: robust accuracy vs L2 eps (host)", "",
+    scaled = [n for n, r in _results(s).items() if r.get("l2_eps") and r["l2_eps"] != l2]
+    note = ([f"{', '.join(scaled)}: a .tflite model on its own input range (pixels 0..255): "
+             "its L2 epsilons and perturbations are those above times 255.", ""]
+            if scaled else [])
+    return ["", "## L2 attacks: robust accuracy vs L2 eps (host)", "", *note,
             "| model | attack | " + " | ".join(f"L2 {e:g}" for e in l2)
             + " | median min. L2 | adversarial found |",
             "|---" * (len(l2) + 4) + "|", *out]
@@ -84,7 +89,8 @@ def transfer_lines(s: dict) -> list[str]:
     return ["", f"## Transfer matrix (PGD, eps {e * 255:.0f}/255, n={tm['n']})", "",
             f"Row: the model whose gradients crafted the inputs; column: the model scored "
             f"(robust accuracy on its {'/'.join(sorted(set(tm.get('scored_on', ['keras']))))} "
-            f"host model). The diagonal is the white-box attack. PGD budget: {tm['budget']}.",
+            f"host model). The diagonal is the white-box attack. PGD budget: {tm['budget']}. "
+            "A .tflite baseline has no Keras gradients of its own here and is left out.",
             "", "| source \\ target | " + " | ".join(models) + " |",
             "|---" * (len(models) + 1) + "|", *rows, "",
             "![transfer matrix](transfer.png)"]
