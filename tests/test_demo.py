@@ -18,10 +18,17 @@ STQ = str(Path(sys.executable).with_name("stq"))
 SECTIONS = ("headline", "model", "budget", "validation", "robustness", "timings")
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal, even when the suite runs as a background job of a
+    shell without job control (which starts it with SIGINT ignored, inherited by every child)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _demo(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([STQ, "demo", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=_default_sigint)
 
 
 @pytest.mark.slow

@@ -67,7 +67,9 @@ def test_stq_run_serial_pty_wait(digits_elf: Path) -> None:
     cmd = [sys.executable, "-m", "toolchain.cli.main", "run", "--board", BOARD, "--elf",
            str(digits_elf), "--serial", "pty", "--wait"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            # Ctrl-C as in a terminal, even if the suite runs with SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
