@@ -23,7 +23,7 @@ only after ``give_up_after`` seconds without any.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from toolchain.device import protocol as P
@@ -148,6 +148,11 @@ class DeviceLink(FrameChannel):
         if run:
             self._run(job)
         return job
+
+    def infer_all(self, blobs: Sequence[bytes], start: int = 0) -> Iterator[P.RunReply]:
+        """``infer`` of ``blobs[start:]`` in order, each with the next AHEAD inputs behind it."""
+        for i in range(start, len(blobs)):
+            yield self.infer(blobs[i], blobs[i + 1 : i + 1 + AHEAD])
 
     def infer(self, data: bytes, next_data: bytes | Sequence[bytes] | None = None,
               profile: bool = False) -> P.RunReply:

@@ -52,12 +52,8 @@ class EnsembleDeviceOracle(EnsembleOracle):
         self.instructions: list[int] = []
 
     def run_int(self, xq: np.ndarray) -> np.ndarray:
-        from toolchain.device.link import AHEAD
-
-        blobs = [np.ascontiguousarray(r).tobytes() for r in xq]
         outs = []
-        for i, data in enumerate(blobs):
-            reply = self.link.infer(data, blobs[i + 1 : i + 1 + AHEAD])
+        for reply in self.link.infer_all([np.ascontiguousarray(r).tobytes() for r in xq]):
             outs.append(np.frombuffer(reply.output, "<i4", self.classes))
             if getattr(reply, "instructions", None) is not None:
                 self.instructions.append(int(reply.instructions))

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.device.link import AHEAD
 from toolchain.farm import scheduler
 from toolchain.farm.pool import Device
 from toolchain.farm.report import farm_summary
@@ -33,8 +32,7 @@ def run_block(dev: Device, block: Block) -> scheduler.Outcome:
     """One block on one device: its results.jsonl lines and ticks."""
     info, blobs = dev.link.info_, block.blobs
     lines, ticks = [], []
-    for k, data in enumerate(blobs):
-        reply = dev.link.infer(data, blobs[k + 1 : k + 1 + AHEAD])
+    for k, reply in enumerate(dev.link.infer_all(blobs)):
         label = None if block.labels is None else block.labels[k]
         lines.append(V.result_line(block.start + k, reply, info, block.expected[k], label))
         ticks.append(reply.ticks)

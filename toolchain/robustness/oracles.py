@@ -115,13 +115,8 @@ class DeviceOracle(IntegerOracle):
                            f"{want[:16]}: rebuild the firmware from this artifact")
 
     def run_int(self, xq: np.ndarray) -> np.ndarray:
-        from toolchain.device.link import AHEAD
-
-        blobs = [row.tobytes() for row in xq]
-        outs = []
-        for i, data in enumerate(blobs):
-            reply = self.link.infer(data, blobs[i + 1 : i + 1 + AHEAD])
-            outs.append(np.frombuffer(reply.output, self.out_dtype, self.classes))
+        outs = [np.frombuffer(reply.output, self.out_dtype, self.classes)
+                for reply in self.link.infer_all([row.tobytes() for row in xq])]
         return np.stack(outs).astype(np.int64)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolchain.device.connect import connect
-from toolchain.device.link import AHEAD, DeviceLink
+from toolchain.device.link import DeviceLink
 from toolchain.errors import StqError
 from toolchain.ir import artifact
 from toolchain.ir.graph import Graph
@@ -272,12 +272,10 @@ class LinkLog:
 def _run_rows(cfg: ValidateConfig, link: DeviceLink, inp: Inputs, expected: np.ndarray,
               start: int, blobs: list[bytes], ticks: list[int], progress: Progress,
               log: LinkLog) -> None:
-    n = len(inp.xq)
     info = link.info_
     assert info is not None
     with open(cfg.out_dir / RESULTS, "a", encoding="ascii") as f:
-        for i in range(start, n):
-            reply = link.infer(blobs[i], blobs[i + 1 : i + 1 + AHEAD])
+        for i, reply in enumerate(link.infer_all(blobs, start), start):
             ticks.append(reply.ticks)
             f.write(result_line(i, reply, info, expected[i],
                                 None if inp.labels is None else inp.labels[i]))
