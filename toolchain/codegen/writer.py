@@ -181,6 +181,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                      f"{n.name}: {what}"))
                 p["req32"] = f"{prefix}q_{base}_req32"
                 weight_bytes[n.name] += arrays[-1].nbytes
+            odd_c = int(p["in_c"]) % 4 != 0  # the im2col needs its byte patch
             if n.op == "depthwise_conv2d" and variant == "fastu":
                 fast_codes.add("dwu")  # byte lanes: no weight decoding, no int16 pairs
             elif n.op == "depthwise_conv2d":
@@ -192,14 +193,18 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                 pair_shorts.add(SHORT[ins[0].dtype])
             elif variant in ("fastu", "fastu3"):
                 fast_codes |= {"t2u", "t3u"} if variant == "fastu3" else {"t2u"}
+                if -(-int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"]) // 4) % 2:
+                    fast_codes.add("t2u_odd")  # a row of an odd number of bytes
                 im2col["raw"] = {"short": "raw", "ctype": "uint8_t", "dst_t": "uint32_t",
-                                 "pack": "", "what": "the raw input bytes, 4 per word"}
+                                 "pack": "", "what": "the raw input bytes, 4 per word",
+                                 "patch": odd_c or im2col.get("raw", {}).get("patch", False)}
             else:
                 fast_codes.add(str(wk))
                 short = SHORT[ins[0].dtype]
                 im2col[short] = {"short": short, "ctype": CTYPE[ins[0].dtype],
                                  "dst_t": "uint64_t", "pack": f"{prefix}pairs_{short}",
-                                 "what": f"int16 pairs ({prefix}pairs_{short})"}
+                                 "what": f"int16 pairs ({prefix}pairs_{short})",
+                                 "patch": odd_c or im2col.get(short, {}).get("patch", False)}
         elif wk is not None:
             codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
         if fn not in bodies:
@@ -254,6 +259,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         "uses_t3": "t3" in codes, "base3_lut": base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
         "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
+        "t2u_odd": "t2u_odd" in fast_codes,
         "uses_t3u_fast": "t3u" in fast_codes, "t3_t2": t3_t2(), "t2_masks": t2_masks(),
         "fast_pixels": FAST_PIXELS,
         "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
