@@ -125,6 +125,38 @@ def test_optimized_kernels_match_reference_on_random_layers(seed: int, tmp_path:
     assert len(outs) > 1  # outputs vary across inputs
 
 
+def _conv_graph(seed: int) -> Graph:
+    """Ternary convolutions (the USADA8 kernel) on a uint8 map of 5-12 x 5-12 pixels, large
+    enough for interior windows (each row read as one run, four groups per LDM) and edges:
+    4-32 channels (rows of an odd byte count only for odd seeds), 1x1 and 3x3, strides 1-2,
+    'same' and 'valid' padding, random and all +1 / -1 / 0 weights, outputs into saturation;
+    2-bit packed for even seeds, base-3 for odd ones."""
+    rng = np.random.default_rng(5000 + seed)
+    h, w = (int(v) for v in rng.integers(5, 13, size=2))
+    c = int(rng.choice([4, 12, 20] if seed % 2 else [8, 16, 32]))
+    src = Tensor("x", (h, w, c), "uint8", 1.0, 0, 255)
+    tensors, nodes = {"x": src}, []
+    modes = ["random", "random", "random", "random", str(rng.choice(["plus", "minus", "zero"]))]
+    for i, mode in enumerate(modes):
+        k, stride = [3, 3, 1, 3, 3][i], 1 + (i + seed) % 2
+        node, out = _layer(rng, i, src, "conv2d", "ternary", mode, k, stride,
+                           ["same", "valid"][i % 2])
+        nodes.append(node)
+        tensors[out.name] = out
+    return _graph_of(f"conv{seed}", tensors, nodes, seed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_ternary_conv_matches_reference_on_random_layers(seed: int, tmp_path: Path) -> None:
+    g = _conv_graph(seed)
+    model = codegen.write(g, tmp_path / "c")
+    assert all(x.kernel.endswith(("_fastu", "_fastu3")) for x in model.layers)
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(600 + seed), 8)
+    for node in g.nodes[:4]:  # outputs vary across inputs (the all-zero-weight layer need not)
+        outs = {env[node.output].tobytes() for env in envs}
+        assert len(outs) > 1, node.name
+
+
 def _dw_input(rng: np.random.Generator, seed: int) -> Tensor:
     """The input "x" of a depthwise test graph: 3-11 x 3-11 pixels, 4-16 channels, uint8 for
     even seeds and int8 for odd ones."""

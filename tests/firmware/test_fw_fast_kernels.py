@@ -48,7 +48,7 @@ def _check_on_qemu(g: Graph, outdir: Path, build_dir: Path, n: int,
     assert summary["kernels"] == "optimized"
     kernels_c = (outdir / "c" / "kernels.c").read_text()
     fast = [n for n in g.nodes if n.op == "conv2d"]
-    assert not fast or re.search(r"_fast[u4]?\(", kernels_c)
+    assert not fast or re.search(r"_fast(u3|u|4)?\(", kernels_c)
     result = build(outdir, load_board(BOARD), build_dir)
     if xs is None:
         xs = _random_inputs(g, n, seed=len(g.nodes))
@@ -79,6 +79,17 @@ def test_random_layers_bit_exact_on_qemu(tmp_path: Path) -> None:
     from test_kernel_shapes import _graph
 
     g = _graph(2, "uint8", 12, "2bit")
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_ternary_conv_layers_bit_exact_on_qemu(tmp_path: Path, seed: int) -> None:
+    """Ternary convolutions only (tests/test_kernel_shapes.py _conv_graph: interior rows
+    copied by LDM, edges, rows of even and odd byte counts, 2-bit and base-3) through the
+    Thumb-2 USADA8 loop."""
+    from test_kernel_shapes import _conv_graph
+
+    g = _conv_graph(seed)
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
 
 
