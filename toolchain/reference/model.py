@@ -15,31 +15,45 @@ from toolchain.ir.graph import Graph
 from toolchain.reference.ops import NP_DTYPE, run_node
 
 
-def check_input(g: Graph, x: np.ndarray) -> np.ndarray:
+def check_input(g: Graph, x: np.ndarray, batch: bool = False) -> np.ndarray:
+    """One integer input of the input tensor's shape (a batch of them with ``batch``), checked."""
     t = g.tensors[g.input]
     x = np.asarray(x)
-    if x.shape != t.shape:
-        raise StqError(f"input has shape {x.shape}; the model expects {t.shape}")
+    shape = x.shape[1:] if batch else x.shape
+    if shape != t.shape:
+        raise StqError(f"input has shape {shape}; the model expects {t.shape}")
     if not np.issubdtype(x.dtype, np.integer):
         raise StqError(f"input has dtype {x.dtype}; the model expects integer {t.dtype} "
                        "(quantize real inputs with toolchain.reference.quantize_input)")
-    if x.min() < t.qmin or x.max() > t.qmax:
+    if x.size and (x.min() < t.qmin or x.max() > t.qmax):
         raise StqError(f"input values span [{x.min()}, {x.max()}]; the model's input range is "
                        f"[{t.qmin}, {t.qmax}]")
     return x.astype(NP_DTYPE[t.dtype])
 
 
-def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Run one integer input (shape of the input tensor); return every tensor's values."""
-    env = {g.input: check_input(g, x)}
+def run_batch(g: Graph, xs: np.ndarray) -> dict[str, np.ndarray]:
+    """Run N integer inputs (N, *input shape) at once; every tensor's values, (N, *shape)."""
+    env = {g.input: check_input(g, xs, batch=True)}
     for node in g.nodes:
         env[node.output] = run_node(g, node, env)
     return env
 
 
-def predict(g: Graph, xs: np.ndarray) -> np.ndarray:
-    """Integer outputs for a batch of integer inputs, shape (N, outputs)."""
-    return np.stack([run(g, x)[g.output].reshape(-1) for x in xs])
+def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run one integer input (shape of the input tensor); return every tensor's values."""
+    x = check_input(g, x)
+    return {k: v[0] for k, v in run_batch(g, x[None]).items()}
+
+
+def predict(g: Graph, xs: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Integer outputs for a batch of integer inputs, shape (N, outputs); ``chunk`` inputs are
+    computed together (bounded memory)."""
+    xs = np.asarray(xs)
+    size = int(g.tensors[g.output].size)
+    outs = [run_batch(g, xs[i:i + chunk])[g.output].reshape(-1, size)
+            for i in range(0, len(xs), chunk)]
+    return np.concatenate(outs) if outs else np.zeros((0, size), NP_DTYPE[
+        g.tensors[g.output].dtype])
 
 
 def quantize_input(g: Graph, x_real: np.ndarray) -> np.ndarray:
