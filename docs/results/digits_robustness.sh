@@ -19,7 +19,9 @@ STQ=${STQ:-stq}
 ATTACKS=${ATTACKS:-fgsm,pgd,autoattack,cw,square,boundary,hsj}
 JOBS=${JOBS:-1}
 HSJ_ITER=${HSJ_ITER:-400}
-RERUN_ATTACKS=${RERUN_ATTACKS:-pgd,autoattack,cw,boundary,hsj}
+RERUN_ATTACKS=${RERUN_ATTACKS:-pgd,autoattack,cw,hsj}
+LANE_A=${LANE_A:-stq fp}
+LANE_B=${LANE_B:-int8 stq-jr}
 mkdir -p "$OUT"
 for v in fp int8 stq stq-jr; do
     [ -f "$OUT/zoo/digits_$v.h5" ] || $STQ train --model digits --variant "$v" -o "$OUT/zoo"
@@ -54,8 +56,10 @@ rerun() {
 lane() { for v in "$@"; do run "$v"; [ -z "$RERUN_ATTACKS" ] || rerun "$v"; done; }
 if [ "$JOBS" -gt 1 ]; then
     # two lanes on a 2-core machine: each model's attacks are independent of the others'
-    lane stq fp & a=$!
-    lane int8 stq-jr & b=$!
+    # shellcheck disable=SC2086
+    lane $LANE_A & a=$!
+    # shellcheck disable=SC2086
+    lane $LANE_B & b=$!
     wait $a
     wait $b
 else
