@@ -1,7 +1,8 @@
 """Bit-exact NumPy reference of the integer IR: the host truth for every on-device check.
 
-All arithmetic is int64 and exact; each op follows docs/semantics.md. ``run`` returns the
-integer output of every tensor, keyed by tensor name.
+All arithmetic is exact (int64, or float32 / float64 where no sum can leave the exactly
+representable integers; toolchain/reference/ops.py); each op follows docs/semantics.md.
+``run`` returns the integer output of every tensor, keyed by tensor name.
 """
 
 from __future__ import annotations
@@ -45,10 +46,23 @@ def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[0] for k, v in run_batch(g, x[None]).items()}
 
 
-def predict(g: Graph, xs: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def _per_input(g: Graph) -> int:
+    """Elements a node's largest working array holds per input (im2col patches included)."""
+    most = 1
+    for node in g.nodes:
+        size = int(g.tensors[node.output].size)
+        kh, kw = node.attrs.get("kernel", node.attrs.get("pool", (1, 1)))
+        shape = node.attrs.get("in_shape")
+        most = max(most, size * kh * kw * (int(shape[-1]) if shape and node.op == "conv2d"
+                                           else 1))
+    return most
+
+
+def predict(g: Graph, xs: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """Integer outputs for a batch of integer inputs, shape (N, outputs); ``chunk`` inputs are
-    computed together (bounded memory)."""
+    computed together (by default as many as keep each working array near 2**24 elements)."""
     xs = np.asarray(xs)
+    chunk = chunk or max(1, min(1024, (1 << 24) // _per_input(g)))
     size = int(g.tensors[g.output].size)
     outs = [run_batch(g, xs[i:i + chunk])[g.output].reshape(-1, size)
             for i in range(0, len(xs), chunk)]

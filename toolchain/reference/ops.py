@@ -2,12 +2,14 @@
 
 Every value carries a leading batch axis: ``run_node`` computes one node for N inputs at once
 (what black-box attacks need: thousands of queries a second). Products are summed in float64
-where that is exact (every |sum| < 2**53, checked per node from the operand ranges), so BLAS
+where that is exact, in float32 below 2**24 and float64 below 2**53 (every partial sum, bounded
+per node by the input dtype's range, the largest weight and the sum's length), so BLAS
 does the convolutions; everything else is int64. ``tfl_*`` nodes run one input at a time."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -37,7 +39,9 @@ def _window_index(in_shape: tuple[int, ...], kernel: tuple[int, int], stride: tu
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
     flat = (rows * w + cols) * c + ax[4]
     idx = np.where(np.broadcast_to(inside, flat.shape), flat, h * w * c)
-    return idx.reshape(oh * ow, kh * kw * c), oh, ow
+    idx = idx.reshape(oh * ow, kh * kw * c)
+    idx.flags.writeable = False  # shared by every call (lru_cache)
+    return idx, oh, ow
 
 
 def _patches(x: np.ndarray, node: Node, fill: int = 0) -> np.ndarray:
@@ -46,7 +50,8 @@ def _patches(x: np.ndarray, node: Node, fill: int = 0) -> np.ndarray:
     idx, oh, ow = _window_index(tuple(x.shape[1:]), (kh, kw), tuple(node.attrs["stride"]),
                                 tuple(node.attrs["pad"]))
     n = len(x)
-    flat = np.concatenate([x.reshape(n, -1), np.full((n, 1), fill, x.dtype)], axis=1)
+    flat = np.concatenate([x.reshape(n, math.prod(x.shape[1:])),
+                           np.full((n, 1), fill, x.dtype)], axis=1)
     return flat[:, idx].reshape(n, oh, ow, kh, kw, x.shape[3])
 
 
@@ -84,12 +89,13 @@ def _accumulate(g: Graph, node: Node, env: dict[str, np.ndarray]) -> list[np.nda
         w = node.arrays["weights"]
         oh, ow = p.shape[1:3]
         if node.op == "conv2d":
-            acc = _matmul(p.reshape(n * oh * ow, -1), w.reshape(w.shape[0], -1).T)
-            acc = acc.reshape(n, oh, ow, -1)
+            acc = _matmul(p.reshape(n * oh * ow, math.prod(p.shape[3:])),
+                          w.reshape(w.shape[0], -1).T)
+            acc = acc.reshape(n, oh, ow, w.shape[0])
         else:
             acc = np.einsum("nhwijc,ijc->nhwc", p.astype(np.int64), w.astype(np.int64))
     elif node.op == "dense":
-        acc = _matmul(xs[0].reshape(n, -1), node.arrays["weights"].T)
+        acc = _matmul(xs[0].reshape(n, math.prod(xs[0].shape[1:])), node.arrays["weights"].T)
     elif node.op == "avgpool":
         acc = _patches(xs[0].reshape(n, *node.attrs["in_shape"]), node).sum(
             axis=(3, 4), dtype=np.int64)
@@ -115,7 +121,9 @@ def run_node(g: Graph, node: Node, env: dict[str, np.ndarray]) -> np.ndarray:
     res = res.reshape(n, *out.shape)
     lo, hi = DTYPE_RANGE[out.dtype]
     clamp = node.attrs.get("clamp") if node.op not in TFLITE_OPS else None
-    within = clamp is not None and lo <= clamp[0] and clamp[1] <= hi  # np.clip held it
+    # requantized results were clipped to the clamp: within the dtype when the clamp is
+    within = (node.op not in ("maxpool", *TFLITE_OPS) and clamp is not None
+              and lo <= clamp[0] and clamp[1] <= hi)
     if not within and (res.min(initial=0) < lo or res.max(initial=0) > hi):
         raise StqError(f"layer '{node.name}': result outside {out.dtype} (converter bug)")
     return res.astype(NP_DTYPE[out.dtype])
