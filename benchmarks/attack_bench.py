@@ -1,7 +1,10 @@
 """Oracle throughput for black-box attacks, and the wall time of a full digits evaluation.
 
 Queries per second (one query = one input) of every oracle of ``toolchain.oracles`` on digits
-test images: the NumPy reference, the host-compiled C (one process per batch), the virtual board
+test images: the NumPy reference (batched, at --batch and at one input per call as
+HopSkipJump's binary search and Square query it; as a ratio against the baseline of one
+``reference.run`` per input, measured in the same process), the host-compiled C (one process
+per batch), the virtual board
 (the firmware's protocol code on a pty) and QEMU netduinoplus2 (firmware built with
 ``stq build``; the UART model is the bottleneck). With --full it also times the default
 evaluation of the model (``stq attack`` defaults at ``--budget``, 20 images) against the
@@ -55,7 +58,16 @@ def main() -> int:
     x = np.resize(pool, (args.queries, *pool.shape[1:]))
     out: dict[str, float] = {}
     work = Path(tempfile.mkdtemp(prefix="stq-attack-bench-"))
-    out["reference_qps"] = rate(oracles.ReferenceOracle(g), x, args.batch)
+    ro = oracles.ReferenceOracle(g)
+    out["reference_qps"] = rate(ro, x, args.batch)
+    out["reference_qps_batch1"] = rate(ro, x, 1)
+
+    def per_input(xs: np.ndarray) -> np.ndarray:  # the baseline: one input at a time
+        return np.stack([reference.run(g, v)[g.output].reshape(-1) for v in ro.quantize(xs)])
+
+    base = rate(per_input, x, args.batch)  # type: ignore[arg-type]
+    out["reference_per_input_qps"] = base
+    out["reference_batched_vs_per_input"] = out["reference_qps"] / base
     out["host_c_qps"] = rate(oracles.HostCOracle(g, args.outdir / "c", work), x, args.batch)
     with oracles.open_oracle(g, args.outdir, board="virtual", workdir=work) as vb:
         out["virtual_board_qps"] = rate(vb, x, args.batch)

@@ -17,7 +17,7 @@ from chromium import render
 
 from toolchain.robustness import evaluate as attacks_eval
 from toolchain.robustness import registry as R
-from toolchain.robustness.scoring import tolerance, wilson
+from toolchain.robustness.scoring import _worst_case, converged, tolerance, wilson
 
 SMALL = {"cw_iter": 5, "cw_search": 1, "square_iter": 40, "boundary_iter": 15, "hsj_iter": 2,
          "hsj_max_eval": 50, "zoo_iter": 5, "zoo_parallel": 32, "pgd_iter": 10,
@@ -112,7 +112,10 @@ def test_every_figure_has_n_interval_and_convergence(fp_result: dict) -> None:
         assert r["n"] == 20 and r["robust"] == round(r["acc"]["host"] * 20)
         assert tuple(r["ci"]) == wilson(r["robust"], 20) and r["budget"]
         if r["attack"] != "fgsm" and not r["sanity"]:  # fgsm has no budget to halve
-            assert r["converged"] == (abs(r["acc"]["host"] - r["half_acc"]) <= tol + 1e-9), r
+            assert r["converged"] == (abs(r["acc"]["host"] - r["half_acc"]) <= tol + 1e-9
+                                      and abs(r["run_acc"] - r["half_acc"]) <= tol + 1e-9), r
+            # the full budget takes per image the stronger of its run and the half run
+            assert r["acc"]["host"] <= min(r["half_acc"], r["run_acc"]) + 1e-9, r
     # L2 attacks are scored at L2 epsilons, with an unbounded row and the minimal perturbation
     cw = [r for r in fp_result["rows"] if r["attack"] == "cw"]
     assert [r["eps"] for r in cw] == [*R.AttackConfig().l2_eps, None]
@@ -325,3 +328,23 @@ def test_report_bad_inputs(tmp_path: Path, stq_cmd, capsys) -> None:
         err = _one_error_line(capsys)
         assert str(p) in err and ("results.json" in err or "not valid JSON" in err), err
     assert not out.exists()
+
+
+@pytest.mark.unit
+def test_full_budget_keeps_the_stronger_run_per_image() -> None:
+    y = np.array([0, 1, 2, 3])
+    x_full, x_half = np.zeros((4, 2, 2, 1)), np.ones((4, 2, 2, 1))
+    # image 0: only the half run breaks it; 1: both, half smaller; 2: both, full smaller;
+    # 3: neither (the full run's input stays)
+    size_f, size_h = np.array([0.0, 0.9, 0.3, 0.0]), np.array([0.5, 0.4, 0.8, 0.2])
+    full = (x_full, size_f, size_f, size_f, np.array([0, 0, 0, 3]), np.array([0, 0, 0, 3]),
+            None, np.array([False, False, True, False]))
+    half = (x_half, size_h, size_h, size_h, np.array([1, 0, 0, 3]), np.array([1, 0, 0, 3]),
+            None, np.array([False, False, False, True]))
+    xa, linf, l2, size, ph, pk, pd, bad = _worst_case(full, half, y)
+    assert xa[:, 0, 0, 0].tolist() == [1, 1, 0, 0]
+    assert size.tolist() == [0.5, 0.4, 0.3, 0.0] and ph.tolist() == [1, 0, 0, 3]
+    assert pd is None and bad.tolist() == [False, False, True, False]  # the chosen run's
+    # converged: the full run alone and the worst case of both, each against the half run
+    assert converged(0.40, 0.42, 0.38, 100) and not converged(0.40, 0.61, 0.38, 100)
+    assert not converged(0.40, 0.40, 0.30, 100)

@@ -51,10 +51,9 @@ def requant_params(
 def rhe_shift(v: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Round-half-to-even of v / 2**shift for int64 arrays (broadcasting shift)."""
     v = np.asarray(v, dtype=np.int64)
-    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), v.shape)
+    shift = np.asarray(shift, dtype=np.int64)
     q = v >> shift
-    mask = (np.int64(1) << shift) - 1
-    rem = v & mask
-    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), 1)
-    up = (shift > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1)))
-    return q + up.astype(np.int64)
+    rem = v - (q << shift)  # in [0, 2**shift)
+    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), 1)  # shift's shape
+    up = (rem > half) | ((rem == half) & ((q & 1) == 1))
+    return q + up

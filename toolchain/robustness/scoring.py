@@ -1,7 +1,7 @@
 """Scoring of adversarial inputs: accuracy per attack and epsilon in the attack's own norm
 (L-inf attacks at L-inf epsilons, L2 attacks at L2 epsilons), each with its n and a Wilson 95 %
 interval, on the host model, the Keras model and the device; the convergence check (the attack
-at half its budget against the full budget)."""
+at half its budget against the full budget, which takes per image the stronger of both runs)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,30 @@ def tolerance(n: int) -> float:
     return max(CONVERGED, 1.0 / max(1, n))
 
 
+def converged(half: float, run: float, combined: float, n: int) -> bool:
+    """Doubling the budget changed accuracy by at most the tolerance: the full-budget run alone
+    against the half-budget run (a noisy search that swings between runs is not converged),
+    and the worst case of both against the half run (the larger budget found few new breaks)."""
+    tol = tolerance(n) + 1e-9
+    return abs(run - half) <= tol and abs(combined - half) <= tol
+
+
+def _worst_case(full: tuple, half: tuple, y: np.ndarray) -> tuple:
+    """Per image, the stronger of the full- and the half-budget run of one attack (as
+    AutoAttack keeps the worst case over its attacks): the half run's input where it is
+    misclassified on the host and the full run's is not, or is with a larger perturbation.
+    So the full-budget figure can only be at or below the half-budget one, and a noisy search
+    (HopSkipJump's, Boundary's random walk) does not make doubling look like a gain in
+    robustness. Both runs were scored on every oracle; the chosen input keeps its predictions
+    and its host/device comparison. Runs are (input, L-inf, L2, size, host, Keras and device
+    top-1, per-image host/device mismatch)."""
+    f_bad, h_bad = full[4] != y, half[4] != y
+    take = h_bad & (~f_bad | (half[3] < full[3]))
+    return tuple(None if f is None or h is None else
+                 np.where(take.reshape((-1,) + (1,) * (np.ndim(f) - 1)), h, f)
+                 for f, h in zip(full, half, strict=True))
+
+
 def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
           device: oracles.Oracle | None, x: np.ndarray, y: np.ndarray,
           jobs: list[dict], cfg: AttackConfig) -> dict:
@@ -42,16 +66,18 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
     n = len(x)
     mismatches = 0
 
-    def run_all(xe: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool | None]:
+    def run_all(xe: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                         np.ndarray | None]:
+        """Host, Keras and device top-1, and per image whether device and host differ."""
         nonlocal mismatches
         hl = host(xe)
-        dev, equal = None, None
+        dev, bad = None, None
         if device is not None:
             dl = device(xe)
             bad = ~np.all(dl == hl, axis=1)
             mismatches += int(bad.sum())
-            equal, dev = not bad.any(), dl.argmax(1)
-        return hl.argmax(1), keras_o(xe).argmax(1), dev, equal
+            dev = dl.argmax(1)
+        return hl.argmax(1), keras_o(xe).argmax(1), dev, bad
 
     def grid(a: np.ndarray) -> np.ndarray:
         if g is None:
@@ -60,7 +86,8 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
         return ((q - zp) * step).astype(np.float32)
 
     x0 = grid(x)
-    ph, pk, pd, eq = run_all(x0)
+    ph, pk, pd, bad = run_all(x0)
+    eq = None if bad is None else not bad.any()
     ok = ph == y
 
     clean_k = int(ok.sum())
@@ -68,6 +95,7 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
              "device": None if pd is None else float(np.mean(pd == y)), "host_device_equal": eq,
              "n": n, "ci": wilson(clean_k, n)}
     half_acc: dict[tuple[str, float | None], float] = {}
+    half_run: dict[str, tuple] = {}
     rows = []
     for job in sorted(jobs, key=lambda j: not j["half"]):  # half-budget runs first
         spec = get(job["base"])
@@ -78,8 +106,16 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
             xa = np.clip(xa, x0 - k, x0 + k)
         delta = (xa - x0).reshape(n, -1)
         linf, l2 = np.abs(delta).max(1), np.sqrt((delta ** 2).sum(1))
-        ph, pk, pd, eq = run_all(xa)
+        ph, pk, pd, bad = run_all(xa)
         size = l2 if spec.norm == "l2" else linf
+        run = (xa, linf, l2, size, ph, pk, pd, bad)
+        run_ph, run_size = ph, size  # the full-budget run alone
+        if job["half"]:
+            half_run[job["key"]] = run
+        elif job["key"] in half_run:  # the full budget includes the half run: worst case
+            run = _worst_case(run, half_run[job["key"]], y)
+            xa, linf, l2, size, ph, pk, pd, bad = run
+        eq = None if bad is None else not bad.any()
         levels = [eps] if eps is not None else [
             *(cfg.l2_eps if spec.norm == "l2" else cfg.eps), None]
         for e in levels:
@@ -93,6 +129,8 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
             robust = int(round(acc["host"] * n))  # type: ignore[operator]
             broken = ok & (ph != y)
             half = half_acc.get((job["key"], e))
+            r_within = np.ones(n, bool) if e is None or eps is not None else run_size <= e + 1e-6
+            run_acc = float(np.mean(ok & ~((run_ph != y) & r_within)))
             rows.append({
                 "attack": job["attack"], "title": job.get("title", spec.title),
                 "kind": job["kind"], "norm": spec.norm, "eps": e, "bounded": spec.bounded,
@@ -105,8 +143,8 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
                 "found": int(broken.sum()), "attackable": int(ok.sum()),
                 "median_min_perturbation": float(np.median(size[broken])) if broken.any()
                 else None,
-                "half_acc": half, "converged": None if half is None else
-                abs(acc["host"] - half) <= tolerance(n) + 1e-9})  # type: ignore[operator]
+                "half_acc": half, "run_acc": run_acc,
+                "converged": None if half is None else converged(half, run_acc, acc["host"], n)})
     return {"model": label, "n": n, "integer": g is not None,
             "device": device.name if device is not None else None, "clean": clean,
             "rows": rows, "eps": list(cfg.eps), "l2_eps": list(cfg.l2_eps),
