@@ -32,18 +32,21 @@ def check_input(g: Graph, x: np.ndarray, batch: bool = False) -> np.ndarray:
     return x.astype(NP_DTYPE[t.dtype])
 
 
-def run_batch(g: Graph, xs: np.ndarray) -> dict[str, np.ndarray]:
-    """Run N integer inputs (N, *input shape) at once; every tensor's values, (N, *shape)."""
-    env = {g.input: check_input(g, xs, batch=True)}
+def _forward(g: Graph, xs: np.ndarray) -> dict[str, np.ndarray]:
+    env = {g.input: xs}
     for node in g.nodes:
         env[node.output] = run_node(g, node, env)
     return env
 
 
+def run_batch(g: Graph, xs: np.ndarray) -> dict[str, np.ndarray]:
+    """Run N integer inputs (N, *input shape) at once; every tensor's values, (N, *shape)."""
+    return _forward(g, check_input(g, xs, batch=True))
+
+
 def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Run one integer input (shape of the input tensor); return every tensor's values."""
-    x = check_input(g, x)
-    return {k: v[0] for k, v in run_batch(g, x[None]).items()}
+    return {k: v[0] for k, v in _forward(g, check_input(g, x)[None]).items()}
 
 
 def _per_input(g: Graph) -> int:

@@ -1,10 +1,11 @@
 """The reference operators: each IR op computed exactly (int64), as docs/semantics.md says.
 
 Every value carries a leading batch axis: ``run_node`` computes one node for N inputs at once
-(what black-box attacks need: thousands of queries a second). Products are summed in float64
-where that is exact, in float32 below 2**24 and float64 below 2**53 (every partial sum, bounded
-per node by the input dtype's range, the largest weight and the sum's length), so BLAS
-does the convolutions; everything else is int64. ``tfl_*`` nodes run one input at a time."""
+(what black-box attacks need: thousands of queries a second). Convolutions and dense layers
+are BLAS matmuls in float32 or float64 when every partial sum provably stays below 2**24 or
+2**53 (bounded per node by the input dtype's range, the largest weight and the sum's length),
+so every value is an exact integer; otherwise, and everywhere else, int64. ``tfl_*`` nodes run
+one input at a time."""
 
 from __future__ import annotations
 
@@ -120,10 +121,9 @@ def run_node(g: Graph, node: Node, env: dict[str, np.ndarray]) -> np.ndarray:
         res = _requant(node, _accumulate(g, node, env))
     res = res.reshape(n, *out.shape)
     lo, hi = DTYPE_RANGE[out.dtype]
-    clamp = node.attrs.get("clamp") if node.op not in TFLITE_OPS else None
-    # requantized results were clipped to the clamp: within the dtype when the clamp is
-    within = (node.op not in ("maxpool", *TFLITE_OPS) and clamp is not None
-              and lo <= clamp[0] and clamp[1] <= hi)
+    # a requantized result was clipped to its clamp: it is within the dtype if the clamp is
+    clamp = None if node.op in ("maxpool", *TFLITE_OPS) else node.attrs.get("clamp")
+    within = clamp is not None and lo <= clamp[0] and clamp[1] <= hi
     if not within and (res.min(initial=0) < lo or res.max(initial=0) > hi):
         raise StqError(f"layer '{node.name}': result outside {out.dtype} (converter bug)")
     return res.astype(NP_DTYPE[out.dtype])

@@ -32,6 +32,16 @@ def tolerance(n: int) -> float:
     return max(CONVERGED, 1.0 / max(1, n))
 
 
+def _robust_acc(ok: np.ndarray, y: np.ndarray, pred: np.ndarray | None, size: np.ndarray,
+                eps: float | None) -> float | None:
+    """Accuracy where a misclassified input counts only if its perturbation ``size`` is within
+    ``eps`` (None: every input counts); None without predictions."""
+    if pred is None:
+        return None
+    within = np.ones(len(y), bool) if eps is None else size <= eps + 1e-6
+    return float(np.mean(ok & ~((pred != y) & within)))
+
+
 def converged(half: float, run: float, combined: float, n: int) -> bool:
     """Doubling the budget changed accuracy by at most the tolerance: the full-budget run alone
     against the half-budget run (a noisy search that swings between runs is not converged),
@@ -120,8 +130,8 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
             *(cfg.l2_eps if spec.norm == "l2" else cfg.eps), None]
         for e in levels:
             # bounded attacks are within their ball by construction (float32 rounding aside)
-            within = np.ones(n, bool) if e is None or eps is not None else size <= e + 1e-6
-            acc = {w: None if p is None else float(np.mean(ok & ~((p != y) & within)))
+            lim = None if eps is not None else e
+            acc = {w: _robust_acc(ok, y, p, size, lim)
                    for w, p in (("host", ph), ("keras", pk), ("device", pd))}
             if job["half"]:
                 half_acc[(job["key"], e)] = acc["host"]  # type: ignore[assignment]
@@ -129,8 +139,7 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
             robust = int(round(acc["host"] * n))  # type: ignore[operator]
             broken = ok & (ph != y)
             half = half_acc.get((job["key"], e))
-            r_within = np.ones(n, bool) if e is None or eps is not None else run_size <= e + 1e-6
-            run_acc = float(np.mean(ok & ~((run_ph != y) & r_within)))
+            run_acc = _robust_acc(ok, y, run_ph, run_size, lim)
             rows.append({
                 "attack": job["attack"], "title": job.get("title", spec.title),
                 "kind": job["kind"], "norm": spec.norm, "eps": e, "bounded": spec.bounded,
@@ -144,7 +153,8 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
                 "median_min_perturbation": float(np.median(size[broken])) if broken.any()
                 else None,
                 "half_acc": half, "run_acc": run_acc,
-                "converged": None if half is None else converged(half, run_acc, acc["host"], n)})
+                "converged": None if half is None else
+                converged(half, run_acc, acc["host"], n)})  # type: ignore[arg-type]
     return {"model": label, "n": n, "integer": g is not None,
             "device": device.name if device is not None else None, "clean": clean,
             "rows": rows, "eps": list(cfg.eps), "l2_eps": list(cfg.l2_eps),
