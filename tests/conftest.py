@@ -15,6 +15,15 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+warnings.filterwarnings("ignore", message="PyTorch not found", category=UserWarning)
+
+# ART's import runs logging.config.dictConfig, which closes every logging handler that exists.
+# TensorFlow's import creates absl's handler on whatever sys.stderr is at that moment: under
+# pytest, the capture file of the test that happened to import TensorFlow first. If ART is then
+# imported by a later test that has its own capture (capsys), absl closes pytest's capture file
+# and the test, and every later test of that worker, fails with "I/O operation on closed file".
+# Importing ART here, before any test imports TensorFlow, runs dictConfig while no handler exists.
+import art  # noqa: E402,F401  (about 1 s; it does not import TensorFlow)
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"  # kept after the run (screenshots, reports); gitignored
