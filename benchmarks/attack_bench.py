@@ -3,8 +3,8 @@
 Queries per second (one query = one input) of every oracle of ``toolchain.oracles`` on digits
 test images: the NumPy reference (batched, at --batch and at one input per call as
 HopSkipJump's binary search and Square query it; as a ratio against the baseline of one
-``reference.run`` per input, measured in the same process), the host-compiled C (one process
-per batch), the virtual board
+``reference.run`` per input, measured in the same process), the host-compiled C (in-process,
+at --batch and at one input per call), the virtual board
 (the firmware's protocol code on a pty) and QEMU netduinoplus2 (firmware built with
 ``stq build``; the UART model is the bottleneck). With --full it also times the default
 evaluation of the model (``stq attack`` defaults at ``--budget``, 20 images) against the
@@ -68,7 +68,11 @@ def main() -> int:
     base = rate(per_input, x, args.batch)  # type: ignore[arg-type]
     out["reference_per_input_qps"] = base
     out["reference_batched_vs_per_input"] = out["reference_qps"] / base
-    out["host_c_qps"] = rate(oracles.HostCOracle(g, args.outdir / "c", work), x, args.batch)
+    hc = oracles.HostCOracle(g, args.outdir / "c", work)
+    out["host_c_qps"] = rate(hc, x, args.batch)
+    out["host_c_qps_batch1"] = rate(hc, x, 1)
+    out["host_c_batch1_vs_reference_batch1"] = (out["host_c_qps_batch1"]
+                                                / out["reference_qps_batch1"])
     with oracles.open_oracle(g, args.outdir, board="virtual", workdir=work) as vb:
         out["virtual_board_qps"] = rate(vb, x, args.batch)
     if not args.no_qemu:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import tempfile
@@ -18,14 +19,55 @@ from toolchain.resources import firmware_dir
 HOST_MAIN = firmware_dir() / "host" / "stq_host_main.c"
 
 
-def compile_host(cdir: Path, exe: Path, cc: str = "gcc", extra: list[str] | None = None) -> Path:
-    """Build the host runner against the model sources in ``cdir``."""
-    srcs = [str(cdir / f) for f in ("model.c", "weights.c", "kernels.c")] + [str(HOST_MAIN)]
+def compile_host(cdir: Path, exe: Path, cc: str = "gcc", extra: list[str] | None = None,
+                 with_main: bool = True) -> Path:
+    """Build the host runner against the model sources in ``cdir`` (without ``with_main``: the
+    model alone, e.g. as a shared library with ``extra=["-shared", "-fPIC"]``)."""
+    srcs = [str(cdir / f) for f in ("model.c", "weights.c", "kernels.c")]
+    srcs += [str(HOST_MAIN)] if with_main else []
     cmd = [cc, *MODEL_STRICT, "-O2", f"-I{cdir}", *srcs, "-o", str(exe), *(extra or [])]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise StqError(f"host compile of {cdir} failed:\n{proc.stderr.strip()}")
     return exe
+
+
+class HostLibrary:
+    """The generated C model compiled as a shared library and called in-process (ctypes): one C
+    call per input and no process per batch, for oracles queried one input at a time (the
+    binary searches of HopSkipJump and Boundary, Square). The same sources and flags as
+    ``compile_host``; outputs are bit for bit the executable's."""
+
+    def __init__(self, g: Graph, cdir: Path, workdir: Path | None = None) -> None:
+        self.g = g
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="stq-host-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # a fresh name per instance: dlopen of a path it already holds returns the old library
+        fd, so = tempfile.mkstemp(prefix="libstq_model_", suffix=".so", dir=self.workdir)
+        os.close(fd)
+        compile_host(Path(cdir), Path(so), extra=["-shared", "-fPIC"], with_main=False)
+        self._lib = ctypes.CDLL(so)
+        self._run = self._lib.stq_model_run
+        self._run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self._run.restype = ctypes.c_int
+        tin, tout = g.tensors[g.input], g.tensors[g.output]
+        self._in_dtype = np.dtype(NP_DTYPE[tin.dtype])
+        self._in_size = int(tin.size)
+        self._out_dtype = np.dtype(NP_DTYPE[tout.dtype])
+        self._out_size = int(tout.size)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs (N, count) for a batch of integer inputs (N, ...)."""
+        x = np.ascontiguousarray(np.asarray(inputs).astype(self._in_dtype)).reshape(
+            len(inputs), self._in_size)
+        y = np.empty((len(x), self._out_size), self._out_dtype)
+        run, xp, yp = self._run, x.ctypes.data, y.ctypes.data
+        xs, ys = x.strides[0], y.strides[0]
+        for i in range(len(x)):
+            status = run(xp + i * xs, yp + i * ys)
+            if status != 0:
+                raise StqError(f"host model library: stq_model_run returned {status} on input {i}")
+        return y
 
 
 class HostModel:
