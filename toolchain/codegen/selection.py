@@ -53,7 +53,8 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     """The scratch bytes of layer p, as the C <prefix>conv2d_fast_get_buffer_size() (im2col
     pairs of FAST_PIXELS pixels plus a 4-byte patch, per group of 4 weights) or, for variant
     "fastu", <prefix>conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels and the
-    patch per group, plus one int32 per output channel; "fastu3" adds the decoded 2-bit rows:
+    patch per group, plus 4 bytes per output channel: a last block's outputs; "fastu3" adds the
+    decoded 2-bit rows:
     <prefix>conv2d_fastu3_get_buffer_size()) compute it; a test compiles those on
     the host and compares them with this for every layer kind."""
     if op == "depthwise_conv2d" and variant == "fastu":  # dwconv2d_fastu_get_buffer_size():

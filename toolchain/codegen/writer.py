@@ -32,6 +32,7 @@ from toolchain.codegen.layers.stq import (
     kernel_name,
     params,
     prototype,
+    t2u_constants,
 )
 from toolchain.codegen.layers.tflite import tfl_layer
 from toolchain.codegen.selection import (
@@ -108,6 +109,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
     codes: set[str] = set()
     tfl_ops: set[str] = set()
     tfl_fast: set[str] = set()  # tfl_* ops with an optimized kernel in this model
+    pending: dict[str, tuple[str, dict]] = {}  # kernel -> its template and context
+    wide: dict[str, bool] = {}  # kernel -> some layer of it has no 32-bit constants
 
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
@@ -158,12 +161,15 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                  f"{list(w.shape)}"))
             p["weights"] = f"{prefix}w_{base}"
         variant, req = fast_constants(n, ins, variant)
+        qarrays = dict(n.arrays)
+        if n.op == "conv2d" and variant in ("fastu", "fastu3"):  # toolchain/ir/t2u.py
+            req, qarrays["offset"] = t2u_constants(n, ins, out)
         for key, ctype in (("mult", "int32_t"), ("mult2", "int32_t"), ("shift", "int32_t"),
                            ("offset", "int64_t")):
             # a fast kernel with proven 32-bit constants never reads the 64-bit ones, nor a
             # pooling layer with the identity requantization (mult 1, shift 0, offset 0)
             if key in n.arrays and req is None and not identity_requant(n):
-                arrays.append(CArray(f"{prefix}q_{base}_{key}", ctype, n.arrays[key],
+                arrays.append(CArray(f"{prefix}q_{base}_{key}", ctype, qarrays[key],
                                      f"{n.name}: requantization {key}"))
                 p[key] = f"{prefix}q_{base}_{key}"
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
@@ -175,8 +181,10 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                                    else FAST_TEMPLATE)[variant]
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
             if req is not None:
-                what = "byte-lane masks and constants" if variant == "fastu" and \
-                    n.op == "depthwise_conv2d" else "32-bit requantization (m, o, s)"
+                what = ("byte-lane masks and constants" if n.op == "depthwise_conv2d" else
+                        "32-bit requantization (m, o - 255 * (-1 weights) * m - clamp_min * "
+                        "2^s, s)") if variant in ("fastu", "fastu3") else \
+                    "32-bit requantization (m, o, s)"
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
                                      f"{n.name}: {what}"))
                 p["req32"] = f"{prefix}q_{base}_req32"
@@ -207,13 +215,15 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                  "patch": odd_c or im2col.get(short, {}).get("patch", False)}
         elif wk is not None:
             codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
+        wide[fn] = wide.get(fn, False) or req is None  # some layer of fn needs 64 bits
         if fn not in bodies:
             proto = prototype(prefix, fn, ins, out)
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
                    "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn, "p": prefix, "P": P,
                    "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None}
-            bodies[fn] = env.get_template(template).render(**ctx)
+            bodies[fn] = ""  # rendered below, once every layer of fn is known
+            pending[fn] = (template, ctx)
             docs[fn] = {"proto": proto, "doc": kernel_doc(n, wk, ins, out, variant, ref_fn)}
         call_args = [ptr(n.inputs[0], True)]
         if len(n.inputs) == 2:
@@ -224,6 +234,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                             "x".join(map(str, out.shape)), out.dtype, p,
                             [a.symbol for a in arrays[start:]]))
 
+    for fn, (template, ctx) in pending.items():
+        bodies[fn] = env.get_template(template).render(**ctx, needs64=wide[fn])
     out_t = g.tensors[g.output]
     argmax_fn = f"{prefix}argmax_{SHORT[out_t.dtype]}"
     argmax_proto = f"int32_t {argmax_fn}(const {CTYPE[out_t.dtype]} *x, int32_t n)"
