@@ -56,6 +56,7 @@ TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", 
                                                    "maxpool", "avgpool", "add")}
 DW_FAST_TEMPLATE = {"fast": "optimized/dwconv_fast.c.j2",
                     "fastu": "optimized/dwconv_fastu.c.j2"}
+POOL_FAST_TEMPLATE = {"fast": "optimized/avgpool_fast.c.j2"}
 FAST_TEMPLATE = {"fast4": "optimized/conv2d_fast4.c.j2", "fast": "optimized/conv2d_fast.c.j2",
                  "fastu": "optimized/conv2d_fastu.c.j2", "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
@@ -177,8 +178,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         ref_fn = kernel_name(prefix, n, wk, ins, out)
         fn, template = ref_fn, TEMPLATE[n.op]
         if variant is not None:
-            fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
-                                                   else FAST_TEMPLATE)[variant]
+            fn, template = f"{ref_fn}_{variant}", (
+                DW_FAST_TEMPLATE if n.op == "depthwise_conv2d" else
+                POOL_FAST_TEMPLATE if n.op == "avgpool" else FAST_TEMPLATE)[variant]
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
             if req is not None:
                 what = ("byte-lane masks and constants" if n.op == "depthwise_conv2d" else
@@ -190,7 +192,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                 p["req32"] = f"{prefix}q_{base}_req32"
                 weight_bytes[n.name] += arrays[-1].nbytes
             odd_c = int(p["in_c"]) % 4 != 0  # the im2col needs its byte patch
-            if n.op == "depthwise_conv2d" and variant == "fastu":
+            if n.op == "avgpool":
+                fast_codes.add("pool")  # int16 pairs of window sums, no scratch
+            elif n.op == "depthwise_conv2d" and variant == "fastu":
                 fast_codes.add("dwu")  # byte lanes: no weight decoding, no int16 pairs
             elif n.op == "depthwise_conv2d":
                 fast_codes.add("dw")
@@ -236,6 +240,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
 
     for fn, (template, ctx) in pending.items():
         bodies[fn] = env.get_template(template).render(**ctx, needs64=wide[fn])
+    # the USADA8 conv's per-channel dot loop: for residual or 64-bit layers (and odd rows)
+    t2u_dot = any(wide[fn] or ctx["res_t"] for fn, (template, ctx) in pending.items()
+                  if template == FAST_TEMPLATE["fastu"])
     out_t = g.tensors[g.output]
     argmax_fn = f"{prefix}argmax_{SHORT[out_t.dtype]}"
     argmax_proto = f"int32_t {argmax_fn}(const {CTYPE[out_t.dtype]} *x, int32_t n)"
@@ -250,7 +257,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
     support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
     if tfl_fast:
         support.tables.add("scratch")
-    if shared_scratch:
+    if shared_scratch or not scratch_bytes:  # no kernel of this model uses scratch
         support.tables.discard("scratch")
     if "tfl_conv2d" in tfl_fast:
         support.functions |= {"tfl_conv2d_fast_get_buffer_size", "tfl_im2col"}
@@ -271,14 +278,15 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         "uses_t3": "t3" in codes, "base3_lut": base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
         "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
-        "t2u_odd": "t2u_odd" in fast_codes,
+        "t2u_odd": "t2u_odd" in fast_codes, "t2u_dot": t2u_dot,
         "uses_t3u_fast": "t3u" in fast_codes, "t3_t2": t3_t2(), "t2_masks": t2_masks(),
         "fast_pixels": FAST_PIXELS,
-        "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
+        "scratch_words": max(1, -(-scratch_bytes // 8)), "scratch_bytes": scratch_bytes,
+        "t2_pairs": t2_pairs(),
         "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
         "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
         "uses_dw_fast": "dw" in fast_codes, "uses_dwu_fast": "dwu" in fast_codes,
-        "uses_fast4": "fast4" in fast_codes,
+        "uses_fast4": "fast4" in fast_codes, "uses_pool_fast": "pool" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,

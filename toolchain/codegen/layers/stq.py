@@ -54,8 +54,8 @@ def fast_constants(n: Node, ins: list[Tensor], variant: str | None
         if k is not None:
             return variant, k
         variant = "fast"
-    if n.op == "conv2d" and variant in ("fastu", "fastu3"):
-        return variant, None  # its own constants: t2u_constants
+    if (n.op == "conv2d" and variant in ("fastu", "fastu3")) or n.op == "avgpool":
+        return variant, None  # its own constants (t2u_constants), or none
     return variant, (req32(n, ins) if variant is not None else None)
 
 
