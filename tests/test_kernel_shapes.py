@@ -279,3 +279,46 @@ def test_byte_lane_constants_refuse_a_jump_over_the_clamp() -> None:
     want = np.clip(rhe_shift((t - 15 * 4) * (1173913984 // 8) + 33259414389 // 8,
                              np.int64(28)), -128, 127)
     np.testing.assert_array_equal((np.clip(t, a, b) * m + o) >> s, want)
+
+
+def _pool_graph(seed: int) -> Graph:
+    """Average pooling layers with the identity requantization (int32 window sums) on an int8
+    map of 4-16 channels: windows 1x1 to global, strides 1-3, clamps that bind and that do not;
+    plus a window of more than 256 taps on a larger map, which keeps the reference kernel
+    (int16 pair sums could wrap)."""
+    rng = np.random.default_rng(7000 + seed)
+    big = seed % 2 == 1
+    h, w = (17, 16) if big else (int(rng.integers(2, 13)), int(rng.integers(2, 13)))
+    c = int(rng.choice([4, 8, 12, 16]))
+    src = Tensor("x", (h, w, c), "int8", 1.0, -128, 127)
+    tensors, nodes = {"x": src}, []
+    shapes = [(1, 1, 1), (min(h, 2), min(w, 3), int(rng.integers(1, 4))), (h, w, 1),
+              (min(h, 3), min(w, 3), 2)]
+    for i, (kh, kw, s) in enumerate(shapes):
+        oh, ow = (h - kh) // s + 1, (w - kw) // s + 1
+        taps = kh * kw
+        lo, hi = (-128 * taps, 127 * taps) if i % 2 == 0 else (-40 * taps, 30 * taps)
+        out = Tensor(f"t{i}", (oh, ow, c), "int32", 1.0, lo, hi)
+        nodes.append(Node(f"p{i}_avgpool_k{kh}x{kw}s{s}", "avgpool", ["x"], out.name,
+                          {"in_shape": [h, w, c], "pool": [kh, kw], "stride": [s, s],
+                           "pad": [0, 0, 0, 0], "out_channels": c, "clamp": [lo, hi],
+                           "requant": "exact"},
+                          {"mult": np.ones(c, np.int32), "shift": np.zeros(c, np.int32),
+                           "offset": np.zeros(c, np.int64)}))
+        tensors[out.name] = out
+    return _graph_of(f"pool{seed}", tensors, nodes, 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_average_pooling_matches_reference_on_random_layers(seed: int,
+                                                                 tmp_path: Path) -> None:
+    g = _pool_graph(seed)
+    model = codegen.write(g, tmp_path / "c")
+    fast = [x.kernel.endswith("_fast") for x in model.layers]
+    taps = [n.attrs["pool"][0] * n.attrs["pool"][1] for n in g.nodes]
+    assert fast == [t <= 256 for t in taps], (fast, taps)
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(800 + seed), 8)
+    for node in g.nodes:  # outputs vary across inputs
+        assert len({env[node.output].tobytes() for env in envs}) > 1, node.name
+    sums = np.concatenate([env[g.nodes[2].output].reshape(-1) for env in envs])
+    assert sums.min() == -128 * taps[2] and sums.max() == 127 * taps[2]  # extremes reached

@@ -60,3 +60,43 @@ def test_residual_multiplier_shares_the_shift() -> None:
     v = acc * int(mults[0][0]) + res * int(mults[1][0]) + int(offset[0])
     q = int(rhe_shift(np.array([v]), shift)[0])
     assert q == round((0.25 * acc + 0.125 * res) / 0.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(0, 15), (-127, 127), (-128, 127), (0, 255),
+                                                   (3, 9)]))
+def test_usada8_conv_constants_are_exact_on_every_accumulator(seed: int,
+                                                              clamp: tuple[int, int]) -> None:
+    """toolchain/ir/t2u.py: the USADA8 conv sums acc' = acc + 255 * (-1 weights); its 32-bit
+    (m, o', s), evaluated as the Thumb-2 routine does (wrapping multiply-add, arithmetic shift,
+    USAT to a byte, byte minimum with the span, plus clamp_min), and its folded 64-bit offsets
+    give the requantization of docs/semantics.md for every accumulator the weights allow."""
+    from toolchain.ir.requant32 import acc_range
+    from toolchain.ir.t2u import fold_offset64, neg_bias, req32_constants
+
+    rng = np.random.default_rng(seed)
+    lo, hi = clamp
+    oc, taps = 6, int(rng.integers(1, 40))
+    rows = rng.integers(-1, 2, size=(oc, taps))
+    shift = rng.integers(18, 34, size=oc)
+    mult = (2.0 ** shift * (hi - lo + 1) * rng.uniform(0.02, 0.4, oc)
+            * rng.choice([-1, 1], oc) / taps).astype(np.int64)
+    offset = (2.0 ** shift * rng.uniform(lo - 3, hi + 3, oc)).astype(np.int64)
+    k = req32_constants(rows, mult, offset, shift, clamp, 0, 15)
+    off64 = fold_offset64("probe", rows, mult, offset, shift)
+    b = neg_bias(rows)
+    for c in range(oc):
+        amin, amax = acc_range(rows[c], 0, 15)
+        acc = np.arange(amin, amax + 1, dtype=np.int64)
+        want = np.clip(rhe_shift(acc * int(mult[c]) + int(offset[c]), np.int64(shift[c])), lo, hi)
+        accp = acc + int(b[c])  # what USADA8 sums
+        vr = accp * int(mult[c]) + int(off64[c])  # the 64-bit path: v + r
+        bit = np.int64(1) << np.int64(shift[c])
+        got64 = np.clip((vr + ((vr & bit) != 0)) >> np.int64(shift[c]), lo, hi)
+        np.testing.assert_array_equal(got64, want)
+        if k is None:
+            continue
+        m, o, s = (int(v) for v in k[3 * c:3 * c + 3])
+        v32 = ((accp * m + o + 2**31) % 2**32 - 2**31) >> s  # wrapping int32
+        got = np.minimum(np.clip(v32, 0, 255), hi - lo) + lo
+        np.testing.assert_array_equal(got, want)

@@ -102,6 +102,19 @@ def test_random_depthwise_layers_bit_exact_on_qemu(tmp_path: Path) -> None:
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_average_pooling_bit_exact_on_qemu(tmp_path: Path, seed: int) -> None:
+    """Average pooling with int16 pair sums (tests/test_kernel_shapes.py _pool_graph: windows
+    1x1 to global, strides 1-3, binding clamps; seed 1 adds a window over 256 taps, which keeps
+    the reference kernel) through SXTAB16."""
+    from test_kernel_shapes import _pool_graph
+
+    g = _pool_graph(seed)
+    xs = _random_inputs(g, 6, seed=seed)
+    xs[1] = -128  # the most negative sums
+    _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=6, xs=xs)
+
+
 def test_resnet8_fast_kernels_bit_exact_on_qemu(tmp_path: Path) -> None:
     """ResNet-8 with batch norm calibrated on data (checked non-degenerate: outputs vary, most
     activations of every layer non-zero), on its evaluation images."""

@@ -38,9 +38,13 @@ def kernel_doc(n: Node, wk: str | None, ins: list[Tensor], out: Tensor, variant:
                      "for input values 0..X with taps * X <= 255 (the converter picks it only "
                      "for such tensors); p->req32: the table of toolchain/ir/dwlanes.py; "
                      "scratch: dwconv2d_fastu_get_buffer_size().")
+    elif variant == "fast" and n.op == "avgpool":
+        lines.append(f"Optimized (SXTAB16 int16 pairs, 4 channels per word): same results as "
+                     f"{ref_fn} for every input; no scratch.")
     elif variant == "fastu":
         lines.append(f"Optimized (USADA8): exact, same results as {ref_fn}, ONLY for input "
-                     "values 0..255 (the converter picks it only for such tensors); scratch: "
+                     "values 0..255 (the converter picks it only for such tensors); p->offset "
+                     "or p->req32: the constants of toolchain/ir/t2u.py; scratch: "
                      "conv2d_fastu_get_buffer_size().")
     elif variant == "fast":
         lines.append(f"Optimized (SMLAD int16 pairs): same results as {ref_fn} for every "

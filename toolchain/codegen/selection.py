@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from toolchain.codegen.layers.stq import identity_requant
 from toolchain.ir.dwlanes import lane_max
 from toolchain.ir.graph import Node
 
@@ -14,6 +15,7 @@ KERNELS = ("optimized", "reference")
 # (emitted as <PREFIX>FAST_PIXELS into kernels.c, templates/support/scratch.c.j2).
 FAST_PIXELS = 4
 DWU_MAX_KH = 16  # the largest kernel height of the byte-lane depthwise kernel (scratch.c.j2)
+POOL_MAX_TAPS = 256  # window taps of the int16-pair average pooling (sums stay in int16)
 
 
 def uses_fast_kernel(n: Node, wk: str | None, in_dtype: str, kernels: str) -> bool:
@@ -30,7 +32,14 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     base-3 weights, decoded to 2-bit rows in scratch once per call), "fast4" (int8 weights on
     a 3-channel input: contiguous patches), "fast" (int16 pairs and SMLAD) or None (the
     reference).
+    Average pooling: "fast" (int8 input, identity requantization, whole groups of 4 channels,
+    at most POOL_MAX_TAPS taps: int16 pairs).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
+    if n.op == "avgpool":
+        kh, kw = (int(v) for v in n.attrs["pool"])
+        ok = (kernels == "optimized" and src.dtype == "int8" and identity_requant(n)
+              and int(n.attrs["in_shape"][2]) % 4 == 0 and kh * kw <= POOL_MAX_TAPS)
+        return "fast" if ok else None
     if (kernels == "optimized" and n.op == "depthwise_conv2d" and wk is not None
             and src.dtype in ("int8", "uint8") and int(n.attrs["in_shape"][2]) % 4 == 0):
         x = lane_max(int(src.qmin), int(src.qmax))  # byte lanes: ternary, inputs 0..X
@@ -53,9 +62,12 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     """The scratch bytes of layer p, as the C <prefix>conv2d_fast_get_buffer_size() (im2col
     pairs of FAST_PIXELS pixels plus a 4-byte patch, per group of 4 weights) or, for variant
     "fastu", <prefix>conv2d_fastu_get_buffer_size() (raw bytes of FAST_PIXELS pixels and the
-    patch per group, plus one int32 per output channel; "fastu3" adds the decoded 2-bit rows:
+    patch per group, plus 4 bytes per output channel: a last block's outputs; "fastu3" adds the
+    decoded 2-bit rows:
     <prefix>conv2d_fastu3_get_buffer_size()) compute it; a test compiles those on
-    the host and compares them with this for every layer kind."""
+    the host and compares them with this for every layer kind; average pooling needs none."""
+    if op == "avgpool":
+        return 0
     if op == "depthwise_conv2d" and variant == "fastu":  # dwconv2d_fastu_get_buffer_size():
         # ring slot tags, k_h padded rows and a zero row of (out_w - 1) * stride_w + k_w pixels
         wp = (int(p["out_w"]) - 1) * int(p["stride_w"]) + int(p["k_w"])

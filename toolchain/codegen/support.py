@@ -32,7 +32,7 @@ def support_symbols(uses_t3: bool, fast_codes: set[str], im2col_shorts: list[str
         s.functions.add("dot_t2")
         s.tables.add("t2_pairs")
     if "t2u" in fast_codes:
-        s.functions |= {"dot_t2u", "t2u_bias"}
+        s.functions |= {"dot_t2u", "t2u_req32"}
         s.tables.add("t2_masks")
     if "t3u" in fast_codes:
         s.functions |= {"t3_to_t2", "conv2d_fastu3_get_buffer_size"}

@@ -32,6 +32,7 @@ from toolchain.codegen.layers.stq import (
     kernel_name,
     params,
     prototype,
+    t2u_constants,
 )
 from toolchain.codegen.layers.tflite import tfl_layer
 from toolchain.codegen.selection import (
@@ -55,6 +56,7 @@ TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", 
                                                    "maxpool", "avgpool", "add")}
 DW_FAST_TEMPLATE = {"fast": "optimized/dwconv_fast.c.j2",
                     "fastu": "optimized/dwconv_fastu.c.j2"}
+POOL_FAST_TEMPLATE = {"fast": "optimized/avgpool_fast.c.j2"}
 FAST_TEMPLATE = {"fast4": "optimized/conv2d_fast4.c.j2", "fast": "optimized/conv2d_fast.c.j2",
                  "fastu": "optimized/conv2d_fastu.c.j2", "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
@@ -108,6 +110,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
     codes: set[str] = set()
     tfl_ops: set[str] = set()
     tfl_fast: set[str] = set()  # tfl_* ops with an optimized kernel in this model
+    pending: dict[str, tuple[str, dict]] = {}  # kernel -> its template and context
+    wide: dict[str, bool] = {}  # kernel -> some layer of it has no 32-bit constants
 
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
@@ -158,12 +162,15 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                  f"{list(w.shape)}"))
             p["weights"] = f"{prefix}w_{base}"
         variant, req = fast_constants(n, ins, variant)
+        qarrays = dict(n.arrays)
+        if n.op == "conv2d" and variant in ("fastu", "fastu3"):  # toolchain/ir/t2u.py
+            req, qarrays["offset"] = t2u_constants(n, ins, out)
         for key, ctype in (("mult", "int32_t"), ("mult2", "int32_t"), ("shift", "int32_t"),
                            ("offset", "int64_t")):
             # a fast kernel with proven 32-bit constants never reads the 64-bit ones, nor a
             # pooling layer with the identity requantization (mult 1, shift 0, offset 0)
             if key in n.arrays and req is None and not identity_requant(n):
-                arrays.append(CArray(f"{prefix}q_{base}_{key}", ctype, n.arrays[key],
+                arrays.append(CArray(f"{prefix}q_{base}_{key}", ctype, qarrays[key],
                                      f"{n.name}: requantization {key}"))
                 p[key] = f"{prefix}q_{base}_{key}"
         weight_bytes[n.name] = sum(a.nbytes for a in arrays[start:])
@@ -171,18 +178,23 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         ref_fn = kernel_name(prefix, n, wk, ins, out)
         fn, template = ref_fn, TEMPLATE[n.op]
         if variant is not None:
-            fn, template = f"{ref_fn}_{variant}", (DW_FAST_TEMPLATE if n.op == "depthwise_conv2d"
-                                                   else FAST_TEMPLATE)[variant]
+            fn, template = f"{ref_fn}_{variant}", (
+                DW_FAST_TEMPLATE if n.op == "depthwise_conv2d" else
+                POOL_FAST_TEMPLATE if n.op == "avgpool" else FAST_TEMPLATE)[variant]
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
             if req is not None:
-                what = "byte-lane masks and constants" if variant == "fastu" and \
-                    n.op == "depthwise_conv2d" else "32-bit requantization (m, o, s)"
+                what = ("byte-lane masks and constants" if n.op == "depthwise_conv2d" else
+                        "32-bit requantization (m, o - 255 * (-1 weights) * m - clamp_min * "
+                        "2^s, s)") if variant in ("fastu", "fastu3") else \
+                    "32-bit requantization (m, o, s)"
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
                                      f"{n.name}: {what}"))
                 p["req32"] = f"{prefix}q_{base}_req32"
                 weight_bytes[n.name] += arrays[-1].nbytes
             odd_c = int(p["in_c"]) % 4 != 0  # the im2col needs its byte patch
-            if n.op == "depthwise_conv2d" and variant == "fastu":
+            if n.op == "avgpool":
+                fast_codes.add("pool")  # int16 pairs of window sums, no scratch
+            elif n.op == "depthwise_conv2d" and variant == "fastu":
                 fast_codes.add("dwu")  # byte lanes: no weight decoding, no int16 pairs
             elif n.op == "depthwise_conv2d":
                 fast_codes.add("dw")
@@ -207,13 +219,15 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                                  "patch": odd_c or im2col.get(short, {}).get("patch", False)}
         elif wk is not None:
             codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
+        wide[fn] = wide.get(fn, False) or req is None  # some layer of fn needs 64 bits
         if fn not in bodies:
             proto = prototype(prefix, fn, ins, out)
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
                    "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn, "p": prefix, "P": P,
                    "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None}
-            bodies[fn] = env.get_template(template).render(**ctx)
+            bodies[fn] = ""  # rendered below, once every layer of fn is known
+            pending[fn] = (template, ctx)
             docs[fn] = {"proto": proto, "doc": kernel_doc(n, wk, ins, out, variant, ref_fn)}
         call_args = [ptr(n.inputs[0], True)]
         if len(n.inputs) == 2:
@@ -224,6 +238,11 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                             "x".join(map(str, out.shape)), out.dtype, p,
                             [a.symbol for a in arrays[start:]]))
 
+    for fn, (template, ctx) in pending.items():
+        bodies[fn] = env.get_template(template).render(**ctx, needs64=wide[fn])
+    # the USADA8 conv's per-channel dot loop: for residual or 64-bit layers (and odd rows)
+    t2u_dot = any(wide[fn] or ctx["res_t"] for fn, (template, ctx) in pending.items()
+                  if template == FAST_TEMPLATE["fastu"])
     out_t = g.tensors[g.output]
     argmax_fn = f"{prefix}argmax_{SHORT[out_t.dtype]}"
     argmax_proto = f"int32_t {argmax_fn}(const {CTYPE[out_t.dtype]} *x, int32_t n)"
@@ -238,7 +257,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
     support = support_symbols("t3" in codes, fast_codes, [s["short"] for s in im2col_types])
     if tfl_fast:
         support.tables.add("scratch")
-    if shared_scratch:
+    if shared_scratch or not scratch_bytes:  # no kernel of this model uses scratch
         support.tables.discard("scratch")
     if "tfl_conv2d" in tfl_fast:
         support.functions |= {"tfl_conv2d_fast_get_buffer_size", "tfl_im2col"}
@@ -259,14 +278,15 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         "uses_t3": "t3" in codes, "base3_lut": base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
         "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
-        "t2u_odd": "t2u_odd" in fast_codes,
+        "t2u_odd": "t2u_odd" in fast_codes, "t2u_dot": t2u_dot,
         "uses_t3u_fast": "t3u" in fast_codes, "t3_t2": t3_t2(), "t2_masks": t2_masks(),
         "fast_pixels": FAST_PIXELS,
-        "scratch_words": max(1, -(-scratch_bytes // 8)), "t2_pairs": t2_pairs(),
+        "scratch_words": max(1, -(-scratch_bytes // 8)), "scratch_bytes": scratch_bytes,
+        "t2_pairs": t2_pairs(),
         "im2col_types": im2col_types, "im2col_shorts": [s["short"] for s in im2col_types],
         "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
         "uses_dw_fast": "dw" in fast_codes, "uses_dwu_fast": "dwu" in fast_codes,
-        "uses_fast4": "fast4" in fast_codes,
+        "uses_fast4": "fast4" in fast_codes, "uses_pool_fast": "pool" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,

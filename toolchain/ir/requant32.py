@@ -28,14 +28,16 @@ def acc_range(w_taps: np.ndarray, xlo: int, xhi: int) -> tuple[int, int]:
 
 
 def channel_constants(mult: int, offset: int, shift: int, clamp: tuple[int, int],
-                      amin: int, amax: int, m_max: int = LIMIT) -> tuple[int, int, int] | None:
+                      amin: int, amax: int, m_max: int = LIMIT, sub: int = 0
+                      ) -> tuple[int, int, int] | None:
     """(m, o, s) reproducing the exact requantization of one channel on [amin, amax], or None;
-    |m| <= m_max."""
+    |m| <= m_max. With ``sub``, the constants reproduce the result minus ``sub`` (clamped to
+    [clamp_min - sub, clamp_max - sub])."""
     if amax - amin + 1 > MAX_SPAN:
         return None
     acc = np.arange(amin, amax + 1, dtype=np.int64)
-    lo, hi = clamp
-    want = np.clip(rhe_shift(acc * mult + offset, np.int64(shift)), lo, hi)
+    want = np.clip(rhe_shift(acc * mult + offset, np.int64(shift)), *clamp) - sub
+    lo, hi = clamp[0] - sub, clamp[1] - sub
     amag = max(abs(amin), abs(amax), 1)
     for s in range(min(shift, 30), -1, -1):
         base = mult / 2.0 ** (shift - s)
@@ -50,7 +52,7 @@ def channel_constants(mult: int, offset: int, shift: int, clamp: tuple[int, int]
             best_lo, best_hi = int(o_lo.max()), int(o_hi.min())
             if best_lo > best_hi:
                 continue
-            o = max(best_lo, min(best_hi, round(offset / 2.0 ** (shift - s))))
+            o = max(best_lo, min(best_hi, round(offset / 2.0 ** (shift - s)) - sub * 2**s))
             if amag * abs(m) + abs(o) >= LIMIT:
                 o = best_lo if abs(best_lo) < abs(best_hi) else best_hi
                 if amag * abs(m) + abs(o) >= LIMIT:
@@ -62,13 +64,16 @@ def channel_constants(mult: int, offset: int, shift: int, clamp: tuple[int, int]
 
 
 def layer_constants(rows: np.ndarray, mult: np.ndarray, offset: np.ndarray, shift: np.ndarray,
-                    clamp: tuple[int, int], xlo: int, xhi: int) -> np.ndarray | None:
+                    clamp: tuple[int, int], xlo: int, xhi: int, sub: int = 0
+                    ) -> np.ndarray | None:
     """Per output channel (m, o, s) as an int32 array [m0, o0, s0, m1, ...], ``rows`` holding
-    each channel's weights (one row per channel), or None when some channel has none."""
+    each channel's weights (one row per channel), or None when some channel has none
+    (``sub``: see channel_constants)."""
     out = []
     for c, row in enumerate(np.asarray(rows)):
         amin, amax = acc_range(row, xlo, xhi)
-        k = channel_constants(int(mult[c]), int(offset[c]), int(shift[c]), clamp, amin, amax)
+        k = channel_constants(int(mult[c]), int(offset[c]), int(shift[c]), clamp, amin, amax,
+                              sub=sub)
         if k is None:
             return None
         out.extend(k)

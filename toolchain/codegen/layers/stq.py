@@ -13,6 +13,7 @@ from toolchain.ir.dwlanes import lane_constants
 from toolchain.ir.graph import Graph, Node, Tensor
 from toolchain.ir.requant32 import layer_constants, node_rows
 from toolchain.ir.requant64 import tie_free_constants
+from toolchain.ir.t2u import fold_offset64, req32_constants
 
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int32": "int32_t"}
 SHORT = {"int8": "i8", "uint8": "u8", "int32": "i32"}
@@ -36,8 +37,8 @@ def fast_constants(n: Node, ins: list[Tensor], variant: str | None
     """The variant a fast layer really gets and its constants: the byte-lane depthwise table
     (toolchain/ir/dwlanes) for variant "fastu" of a depthwise layer, or "fast" with req32
     when some channel has none; for "fast4" the tie-free 64-bit constants
-    (toolchain/ir/requant64), or "fast" with req32 when some channel has none; req32 for the
-    other fast kernels."""
+    (toolchain/ir/requant64), or "fast" with req32 when some channel has none; None for the
+    USADA8 conv (t2u_constants); req32 for the other fast kernels."""
     if variant == "fastu" and n.op == "depthwise_conv2d":
         a = n.arrays
         lo, hi = n.attrs["clamp"]
@@ -53,7 +54,23 @@ def fast_constants(n: Node, ins: list[Tensor], variant: str | None
         if k is not None:
             return variant, k
         variant = "fast"
+    if (n.op == "conv2d" and variant in ("fastu", "fastu3")) or n.op == "avgpool":
+        return variant, None  # its own constants (t2u_constants), or none
     return variant, (req32(n, ins) if variant is not None else None)
+
+
+def t2u_constants(n: Node, ins: list[Tensor], out: Tensor
+                  ) -> tuple[np.ndarray | None, np.ndarray]:
+    """The USADA8 conv's per-channel constants with 255 * (number of -1 weights) folded in
+    (toolchain/ir/t2u.py): the 32-bit (m, o', s), or None (then the 64-bit path: a second
+    input, no proven constants, an output wider than a byte), and the folded 64-bit offsets."""
+    a = n.arrays
+    rows = node_rows(n.op, a["weights"])
+    lo, hi = (int(v) for v in n.attrs["clamp"])
+    req = req32_constants(rows, a["mult"], a["offset"], a["shift"], (lo, hi),
+                          int(ins[0].qmin), int(ins[0].qmax)) \
+        if len(ins) == 1 and out.itemsize == 1 else None
+    return req, fold_offset64(n.name, rows, a["mult"], a["offset"], a["shift"])
 
 
 def identity_requant(n: Node) -> bool:
