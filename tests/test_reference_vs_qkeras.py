@@ -107,3 +107,32 @@ def test_probe_models_agree_and_differences_are_ties(probe: str, digits_data) ->
     # upstream can flip a few top-1s; every divergence was checked to be a tie above
     assert agree >= 0.995, f"{probe}: top-1 agreement {agree:.4f} ({counts})"
     print(probe, counts, f"top-1 agreement {agree:.4f}")
+
+
+def test_reference_matmuls_run_on_one_blas_thread_and_from_threads(digits_graph,
+                                                                    digits_data) -> None:
+    """The reference's BLAS matmuls use one OpenBLAS thread (its pool was seen to hang in a
+    process with board threads and QEMU children), and two Python threads running the
+    reference at once both finish with the single-thread answer."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    xq = reference.quantize_input(digits_graph, digits_data.x_test[:64])
+    want = reference.predict(digits_graph, xq)
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+    assert blas and all(i["num_threads"] == 1 for i in blas)
+    got: dict[int, list[bool]] = {0: [], 1: []}
+
+    def work(k: int) -> None:
+        for j in range(100):
+            got[k].append(np.array_equal(reference.predict(digits_graph, xq[j % 8:]),
+                                         want[j % 8:]))
+
+    threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "reference hung in a thread"
+    assert got[0] == got[1] == [True] * 100

@@ -5,7 +5,12 @@ Every value carries a leading batch axis: ``run_node`` computes one node for N i
 are BLAS matmuls in float32 or float64 when every partial sum provably stays below 2**24 or
 2**53 (bounded per node by the input dtype's range, the largest weight and the sum's length),
 so every value is an exact integer; otherwise, and everywhere else, int64. ``tfl_*`` nodes run
-one input at a time."""
+one input at a time.
+
+Those matmuls run on one BLAS thread: numpy's OpenBLAS (0.3.23) thread pool was seen to hang
+for good (the caller spinning in sched_yield, its workers asleep) in a process that also runs
+board threads and QEMU children; the reference's matrices are small, so a single thread costs
+little. ``_single_thread_blas`` sets that once, for the BLAS libraries loaded by then."""
 
 from __future__ import annotations
 
@@ -22,6 +27,14 @@ from toolchain.reference.tflite_ops import run_tflite_node
 
 NP_DTYPE = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32}
 EXACT_F32, EXACT_F64 = 2 ** 24, 2 ** 53
+
+
+@functools.cache
+def _single_thread_blas() -> object:
+    """Limit the loaded BLAS libraries (numpy's OpenBLAS) to one thread, once per process."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().limit(limits=1, user_api="blas")
 
 
 @functools.lru_cache(maxsize=512)
@@ -66,6 +79,7 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bound = amax * bmax * max(1, a.shape[-1])
     for dtype, limit in ((np.float32, EXACT_F32), (np.float64, EXACT_F64)):
         if bound < limit:
+            _single_thread_blas()
             return (a.astype(dtype) @ b.astype(dtype)).astype(np.int64)
     return a.astype(np.int64) @ b.astype(np.int64)
 
