@@ -353,6 +353,7 @@ static uint32_t stq_last_key = 0xFFFFFFFFu; /* type << 16 | seq of the last requ
 
 static void stq_frame_handle(void)
 {
+    stq_copies = 1u; /* error frames go once; only RUN asks for more copies of its reply */
     if (stq_rx_overflow) {
         stq_reply_error(STQ_NO_SEQ, STQ_E_OVERSIZE, STQ_PROTO_FRAME_MAX);
         return;
@@ -388,7 +389,6 @@ static void stq_frame_handle(void)
     }
     stq_last_key = type != STQ_T_UPLOAD ? key : stq_last_key;
     const uint8_t *body = &stq_rx[STQ_PROTO_HEADER];
-    stq_copies = 1u;
     switch (type) {
     case STQ_T_INFO: stq_do_info(seq, body, body_len); break;
     case STQ_T_UPLOAD: stq_do_upload(seq, body, body_len); break;
