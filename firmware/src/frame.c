@@ -165,6 +165,8 @@ static void stq_reply_send(void)
     for (uint32_t c = 0; c < stq_copies; ++c) {
         stq_cobs_write_frame(stq_tx, n);
     }
+    stq_copies = 1u; /* only the reply of the RUN that asked goes several times: error frames
+                      * for damaged frames after it go once */
 }
 
 static void stq_reply_error(uint32_t seq, uint32_t code, uint32_t detail)
@@ -353,7 +355,6 @@ static uint32_t stq_last_key = 0xFFFFFFFFu; /* type << 16 | seq of the last requ
 
 static void stq_frame_handle(void)
 {
-    stq_copies = 1u; /* error frames go once; only RUN asks for more copies of its reply */
     if (stq_rx_overflow) {
         stq_reply_error(STQ_NO_SEQ, STQ_E_OVERSIZE, STQ_PROTO_FRAME_MAX);
         return;
