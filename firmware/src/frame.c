@@ -165,6 +165,8 @@ static void stq_reply_send(void)
     for (uint32_t c = 0; c < stq_copies; ++c) {
         stq_cobs_write_frame(stq_tx, n);
     }
+    stq_copies = 1u; /* only the reply of the RUN that asked goes several times: error frames
+                      * for damaged frames after it go once */
 }
 
 static void stq_reply_error(uint32_t seq, uint32_t code, uint32_t detail)
@@ -388,7 +390,6 @@ static void stq_frame_handle(void)
     }
     stq_last_key = type != STQ_T_UPLOAD ? key : stq_last_key;
     const uint8_t *body = &stq_rx[STQ_PROTO_HEADER];
-    stq_copies = 1u;
     switch (type) {
     case STQ_T_INFO: stq_do_info(seq, body, body_len); break;
     case STQ_T_UPLOAD: stq_do_upload(seq, body, body_len); break;
