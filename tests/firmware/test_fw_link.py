@@ -44,7 +44,13 @@ def test_instruction_counts_are_exact(clean_run: Path, fw_build, fw_model_outdir
                                       tmp_path: Path) -> None:
     rows = _rows(clean_run)
     assert len(rows) == N and all(r["exact"] for r in rows)
-    assert len({r["instructions"] for r in rows}) > 20  # they vary with the input
+    # a real count: the optimized digits kernels are branch-free (the same count for every
+    # input), so check it against the model's size instead of its spread: between a quarter
+    # and 20 instructions per MAC (the reference kernels take 14)
+    from toolchain.reference.model import load_artifact_dir
+
+    macs = load_artifact_dir(fw_model_outdir).macs()
+    assert all(macs // 4 <= r["instructions"] <= 20 * macs for r in rows), (macs, rows[0])
     again = tmp_path / "again"
     validate(ValidateConfig(board=BOARD, artifact=fw_model_outdir, out_dir=again, limit=100,
                             elf=fw_build(BOARD).elf, progress=False))
