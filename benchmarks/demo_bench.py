@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from toolchain.fsutil import write_text
+
 TARGET_S = 300.0
 BEGIN, END = "<!-- demo transcript -->", "<!-- /demo transcript -->"
 
@@ -47,9 +49,7 @@ def write_readme(readme: Path, text: str) -> None:
              "gives other weights on other CPU models, whose float reductions differ, so "
              "the accuracy and attack figures vary by machine; the host/device agreement "
              f"does not)\n{END}")
-    tmp = readme.with_name(f".{readme.name}.tmp")
-    tmp.write_text(head + block + tail)
-    os.replace(tmp, readme)
+    write_text(readme, head + block + tail)
 
 
 def run(out: Path) -> tuple[float, dict, str]:

@@ -39,7 +39,6 @@ class HostLibrary:
     ``compile_host``; outputs are bit for bit the executable's."""
 
     def __init__(self, g: Graph, cdir: Path, workdir: Path | None = None) -> None:
-        self.g = g
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="stq-host-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         # a fresh name per instance: dlopen of a path it already holds returns the old library
