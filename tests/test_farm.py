@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +43,39 @@ def qemu_pid(port_url: str) -> int:
     raise AssertionError(f"no QEMU on {port_url}")
 
 
-def killer(victim: str, after: int, killed: list[int]) -> Any:
-    """A FarmSpec.on_item hook: kill ``victim``'s QEMU once it has finished ``after`` items."""
-    seen = {"n": 0}
+class Killer:
+    """Kill ``victim``'s QEMU at the start of its item number ``after + 1`` (so the item it
+    has in flight fails and must be requeued), holding every other device after its first
+    item until then (at most 2 min), so a board that booted first cannot drain the queue and
+    leave the victim nothing to fail on: without the hold the test raced the boots."""
 
-    def hook(dev: Any, item: Any) -> None:
-        if dev.name == victim and not killed:
-            seen["n"] += 1
-            if seen["n"] >= after:
-                pid = qemu_pid(dev.link.url)
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, victim: str, after: int) -> None:
+        from toolchain.farm import scheduler
 
-    return hook
+        self.victim, self.after, self.started = victim, after, 0
+        self.killed: list[int] = []
+        self.done = threading.Event()
+        original = scheduler.LocalFarm.map
+
+        def map_(farm: Any, items: list, work: Any, on_result: Any) -> None:
+            def work_(dev: Any, item: Any) -> Any:
+                if dev.name == self.victim and not self.killed:
+                    self.started += 1
+                    if self.started > self.after:
+                        pid = qemu_pid(dev.link.url)
+                        os.kill(pid, signal.SIGKILL)
+                        self.killed.append(pid)
+                        self.done.set()
+                return work(dev, item)
+
+            original(farm, items, work_, on_result)
+
+        monkeypatch.setattr(scheduler.LocalFarm, "map", map_)
+
+    def on_item(self, dev: Any, item: Any) -> None:
+        """The FarmSpec.on_item hook: the other devices wait for the kill."""
+        if dev.name != self.victim:
+            self.done.wait(120)
 
 
 def lines(path: Path) -> list[str]:
@@ -79,17 +100,19 @@ def one_board(digits_outdir: Path, elf: Path, tmp_path_factory: pytest.TempPathF
 
 
 def test_validate_on_two_boards_one_killed_equals_one_board(
-        digits_outdir: Path, elf: Path, one_board: tuple[dict, Path], tmp_path: Path) -> None:
+        digits_outdir: Path, elf: Path, one_board: tuple[dict, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from toolchain.validate.run import RESULTS
 
     one, one_out = one_board
-    killed: list[int] = []
+    kill = Killer(monkeypatch, "qemu1", 1)
     farm = FarmSpec(BOARD, digits_outdir, tmp_path / "farm", qemu=2, elf=elf, block=4,
-                    on_item=killer("qemu1", 1, killed))
+                    on_item=kill.on_item)
     two = validate_run(digits_outdir, elf, tmp_path / "farm", farm)
-    assert killed, "the hook never killed qemu1"
+    assert kill.killed, "qemu1 was never killed"
     rows = {r["name"]: r for r in two["session"]["farm"]["devices"]}
-    assert rows["qemu1"]["failed"] and rows["qemu1"]["requeued"] == 1
+    assert "its QEMU exited (signal 9)" in rows["qemu1"]["failed"]
+    assert rows["qemu1"]["requeued"] == 1
     assert rows["qemu0"]["items"] > rows["qemu1"]["items"] >= 1
     assert two["validated"] == one["validated"] == 32 and two["bit_exact"] == 32
     a, b = one_out / RESULTS, tmp_path / "farm" / RESULTS
@@ -132,17 +155,19 @@ def one_square(digits_h5: Path, digits_keras: Any, digits_outdir: Path, elf: Pat
 
 def test_square_attack_on_two_boards_one_killed_equals_one_board(
         digits_h5: Path, digits_keras: Any, digits_outdir: Path, elf: Path,
-        one_square: tuple[dict, Path], tmp_path: Path) -> None:
+        one_square: tuple[dict, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
     from toolchain.training import datasets
 
     one, one_out = one_square
-    killed: list[int] = []
+    kill = Killer(monkeypatch, "qemu1", 1)
     farm = FarmSpec(BOARD, digits_outdir, tmp_path / "two", qemu=2, elf=elf,
-                    on_item=killer("qemu1", 1, killed))
+                    on_item=kill.on_item)
     two = square_run(digits_keras, digits_h5, digits_outdir, tmp_path / "two", farm)
-    assert killed
+    assert kill.killed
     rows = {r["name"]: r for r in two["farm"]["devices"]}
-    assert rows["qemu1"]["failed"] and rows["qemu1"]["requeued"] == 1
+    assert "its QEMU exited (signal 9)" in rows["qemu1"]["failed"]
+    assert rows["qemu1"]["requeued"] == 1
     c1, c2 = chunks(one_out), chunks(tmp_path / "two")
     assert c1 == c2 and c1[("square@0.1", 0)][1] > 0  # same adversarial bytes, same queries
     adv = np.frombuffer(base64.b64decode(c1[("square@0.1", 0)][0]), "<f4")

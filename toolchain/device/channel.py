@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import serial
@@ -46,6 +47,8 @@ class FrameChannel:
         self._damaged = False
         self._damage_at = 0.0  # when the last damaged frame arrived (link.py)
         self.info_: P.Info | None = None
+        # when the host owns the device's process (a QEMU board): why it is gone, or None
+        self.gone: Callable[[], str | None] = lambda: None
 
     @classmethod
     def open(cls, url: str, policy: LinkPolicy | None = None, connect_s: float = 10.0
@@ -65,7 +68,7 @@ class FrameChannel:
         except (serial.SerialException, OSError):
             pass
         left = self.policy.give_up_after - (time.monotonic() - self._last_valid)
-        self.port = _open_port(self.url, max(left, 0.5))
+        self.port = _open_port(self.url, max(left, 0.5), self._check_gone)
         self.reader = P.FrameReader()
 
     def _write(self, data: bytes) -> None:
@@ -145,7 +148,13 @@ class FrameChannel:
         self._inbox[frame.seq] = frame
         return True
 
+    def _check_gone(self) -> None:
+        why = self.gone()
+        if why is not None:  # no point waiting out --give-up-after for a process that exited
+            raise StqError(f"the link to {self.what} is dead: {why}")
+
     def _check_alive(self) -> None:
+        self._check_gone()
         quiet = time.monotonic() - self._last_valid
         if quiet > self.policy.give_up_after:
             s = self.stats
@@ -282,9 +291,12 @@ class FrameChannel:
         self.close()
 
 
-def _open_port(url: str, connect_s: float) -> serial.SerialBase:
+def _open_port(url: str, connect_s: float, check: Callable[[], None] = lambda: None
+               ) -> serial.SerialBase:
+    """Open ``url``, retrying for ``connect_s``; ``check`` raises when retrying is futile."""
     deadline = time.monotonic() + connect_s
     while True:
+        check()
         try:
             port = serial.serial_for_url(url, baudrate=115200, timeout=0.05)
             sock = getattr(port, "_socket", None)

@@ -60,6 +60,7 @@ def connect(board: str | None, artifact: Path, work_dir: Path, port: str | None 
         elf = build(artifact, b, work_dir / f"fw-{b.name}").elf
     with QemuBoard(elf, b.qemu_machine, timeout=24 * 3600, serial=serial) as qemu:
         with DeviceLink.open(qemu.port_url, policy(5.0, 60.0)) as link:
+            link.gone = qemu.exit_reason
             link.wait_ready(READY_S)  # the boot banner: never send into a booting device
             _handshake(link, f"QEMU {b.qemu_machine} ({qemu.port_url})")
             yield link

@@ -196,6 +196,15 @@ class QemuBoard:
             return None
         return self.returncode
 
+    def exit_reason(self) -> str | None:
+        """None while QEMU runs (or was never started); else how it ended."""
+        rc = None if self.proc is None else self.proc.poll()
+        if rc is None:
+            return None
+        # the process is `timeout`, which exits 128 + N when QEMU dies of signal N
+        how = f"signal {-rc}" if rc < 0 else f"signal {rc - 128}" if rc > 128 else f"code {rc}"
+        return f"its QEMU exited ({how})"
+
     def stop(self) -> None:
         """Kill QEMU's process group (TERM, then KILL) and reap it."""
         proc = self.proc
