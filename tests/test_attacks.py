@@ -314,6 +314,41 @@ def test_report_merges_two_runs_of_one_model(fp_result: dict, tmp_path: Path) ->
         load_results([tmp_path / "a", tmp_path / "b"])
 
 
+def test_report_merges_a_rerun_at_some_epsilons(fp_result: dict, tmp_path: Path) -> None:
+    """A re-run of one attack at only the epsilons where it did not converge replaces those
+    rows alone; the budget table then lists both budgets and where each ran; a re-run at an
+    epsilon the first run has not is refused, naming it."""
+    import copy
+
+    from toolchain.errors import StqError
+    from toolchain.reports.robustness import load_results, tables
+
+    fgsm = [r for r in fp_result["rows"] if r["attack"] == "fgsm"]
+    assert len(fgsm) >= 2
+    last = fgsm[-1]["eps"]
+    again = copy.deepcopy(fp_result)
+    again["eps"] = [last]
+    again["rows"] = [{**r, "budget": "a larger one", "acc": {**r["acc"], "host": 0.0}}
+                     for r in again["rows"] if r["attack"] == "fgsm" and r["eps"] == last]
+    for name, res in (("a", fp_result), ("b", again)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(res, default=float))
+    (merged,) = load_results([tmp_path / "a", tmp_path / "b"])
+    got = [(r["eps"], r["budget"], r["acc"]["host"]) for r in merged["rows"]
+           if r["attack"] == "fgsm"]
+    assert got == [(r["eps"], r["budget"], r["acc"]["host"]) for r in fgsm[:-1]] + [
+        (last, "a larger one", 0.0)]
+    assert len(merged["rows"]) == len(fp_result["rows"]) and merged["eps"] == fp_result["eps"]
+    budget = [row for row in tables([merged])["budget"].rows if row[0] == fgsm[0]["title"]]
+    assert [row[3:] for row in budget] == [
+        [fgsm[0]["budget"], "epsilon " + ", ".join(f"{r['eps']:g}" for r in fgsm[:-1])],
+        ["a larger one", f"epsilon {last:g}"]]
+    again["eps"] = [9.5]
+    (tmp_path / "b" / "results.json").write_text(json.dumps(again, default=float))
+    with pytest.raises(StqError, match=r"at eps 9.5, which the first .* has not"):
+        load_results([tmp_path / "a", tmp_path / "b"])
+
+
 def test_report_bad_inputs(tmp_path: Path, stq_cmd, capsys) -> None:
     out = tmp_path / "out"
     assert stq_cmd("report", [str(tmp_path / "none"), "-o", str(out)]) == 2

@@ -5,7 +5,10 @@
 # also at half its budget (convergence; the full-budget figure is per image the stronger of both
 # runs), L2 attacks at L2 epsilons, the transfer matrix of the four models and the masking
 # checks. Integer models are scored on the bit-exact reference. Then RERUN_ATTACKS again, with
-# HopSkipJump at HSJ_ITER iterations, merged by `stq report` over the standard run's rows.
+# HopSkipJump at HSJ_ITER iterations, and DEEP_ATTACKS at DEEP_ARGS (by default the thorough
+# budget's PGD and Square at the epsilons where the standard budget did not converge, and
+# Boundary at 400 iterations), each merged by `stq report` over the earlier rows of the same
+# attack and epsilon.
 # A model whose OUT/<variant>/results.json exists is not attacked again (its rerun still runs).
 #
 #   sh docs/results/digits_robustness.sh [OUT] [BUDGET] [LIMIT]     (JOBS=2: two models at a time)
@@ -20,6 +23,8 @@ ATTACKS=${ATTACKS:-fgsm,pgd,autoattack,cw,square,boundary,hsj}
 JOBS=${JOBS:-1}
 HSJ_ITER=${HSJ_ITER:-400}
 RERUN_ATTACKS=${RERUN_ATTACKS:-pgd,autoattack,cw,hsj}
+DEEP_ATTACKS=${DEEP_ATTACKS:-pgd,square,boundary}
+DEEP_ARGS=${DEEP_ARGS:---budget thorough --eps 0.1,0.2,0.3 --boundary-iter 400}
 LANE_A=${LANE_A:-stq fp}
 LANE_B=${LANE_B:-int8 stq-jr}
 mkdir -p "$OUT"
@@ -53,7 +58,23 @@ rerun() {
         --attacks "$RERUN_ATTACKS" --hsj-iter "$HSJ_ITER" --no-sanity -o "$OUT/$v-rerun" \
         > "$OUT/$v-rerun.log"
 }
-lane() { for v in "$@"; do run "$v"; [ -z "$RERUN_ATTACKS" ] || rerun "$v"; done; }
+# the attacks that did not converge at the standard budget, at a larger one
+deep() {
+    v=$1
+    [ -f "$OUT/$v-deep/results.json" ] && return 0
+    art=""
+    [ "$v" = fp ] || art="--artifact $OUT/model-$v"
+    # shellcheck disable=SC2086
+    $STQ attack --model "$OUT/zoo/digits_$v.h5" $art --limit "$LIMIT" --attacks "$DEEP_ATTACKS" \
+        $DEEP_ARGS --no-sanity -o "$OUT/$v-deep" > "$OUT/$v-deep.log"
+}
+lane() {
+    for v in "$@"; do
+        run "$v"
+        [ -z "$RERUN_ATTACKS" ] || rerun "$v"
+        [ -z "$DEEP_ATTACKS" ] || deep "$v"
+    done
+}
 if [ "$JOBS" -gt 1 ]; then
     # two lanes on a 2-core machine: each model's attacks are independent of the others'
     # shellcheck disable=SC2086
@@ -69,6 +90,7 @@ dirs=""
 for v in fp int8 stq stq-jr; do
     dirs="$dirs $OUT/$v"
     [ -d "$OUT/$v-rerun" ] && dirs="$dirs $OUT/$v-rerun"
+    [ -d "$OUT/$v-deep" ] && dirs="$dirs $OUT/$v-deep"
 done
 # shellcheck disable=SC2086
 $STQ report $dirs -o "$OUT/report" > "$OUT/report.log"

@@ -58,28 +58,35 @@ def load_results(dirs: list[Path]) -> list[dict]:
                                                   ORDER else 99, r["model"]))
 
 
+def _row_key(r: dict) -> tuple:
+    return (r["attack"], r["norm"], r["eps"], bool(r.get("sanity")))
+
+
 def merge_runs(a: dict, b: dict, where: Path) -> dict:
-    """Two runs of one model on the same inputs (e.g. one attack re-run at a larger budget):
-    ``b``'s attacks replace ``a``'s of the same name (a whole-range sanity run only by another
-    sanity run), the others are kept; the masking checks are re-run on the merged rows."""
+    """Two runs of one model on the same inputs (e.g. one attack re-run at a larger budget, or
+    at the epsilons where it did not converge): ``b``'s rows replace ``a``'s of the same
+    attack, norm and epsilon (a whole-range sanity run only another sanity run), the others are
+    kept; ``b``'s epsilons must be among ``a``'s. The masking checks are re-run on the merged
+    rows; each row keeps the budget it ran at (the report's budget table lists them)."""
     from toolchain.robustness.masking import diagnose
 
-    for k in ("dataset", "n", "eps", "l2_eps"):
+    for k in ("dataset", "n"):
         if a.get(k) != b.get(k):
             raise StqError(f"{where}: a second result set for model {a['model']} with another "
                            f"{k} ({b.get(k)} against {a.get(k)}); give it another --label")
+    for k, flag in (("eps", "--eps"), ("l2_eps", "--l2-eps")):
+        extra = [e for e in b.get(k) or [] if e not in (a.get(k) or [])]
+        if extra:
+            raise StqError(f"{where}: a second result set for model {a['model']} at {k} "
+                           f"{', '.join(f'{e:g}' for e in extra)}, which the first "
+                           f"({', '.join(f'{e:g}' for e in a.get(k) or [])}) has not: run it "
+                           f"with {flag} among the first run's, or give it another --label")
     if a["clean"]["host"] != b["clean"]["host"]:
         raise StqError(f"{where}: a second result set for model {a['model']} on other inputs "
                        "(its clean accuracy differs); give it another --label")
-    again = {(r["attack"], bool(r.get("sanity"))) for r in b["rows"]}
-    rows: list[dict] = []
-    for r in a["rows"]:  # b's rows where a's of the same attacks stood (the table's order)
-        if (r["attack"], bool(r.get("sanity"))) not in again:  # a sanity run is its own
-            rows.append(r)
-        elif not any(x is b["rows"][0] for x in rows):
-            rows += b["rows"]
-    if not any(x is b["rows"][0] for x in rows):
-        rows += b["rows"]
+    new = {_row_key(r): r for r in b["rows"]}
+    rows = [new.pop(_row_key(r), r) for r in a["rows"]]  # in the table's order
+    rows += [r for r in b["rows"] if _row_key(r) in new]  # attacks the first run had not
     m = {**a, "rows": rows,
          "host_device_mismatches": a.get("host_device_mismatches", 0)
          + b.get("host_device_mismatches", 0),
@@ -123,6 +130,35 @@ def _title(results: list[dict], attack: str) -> str:
     return next(r["title"] for res in results for r in res["rows"] if r["attack"] == attack)
 
 
+def _budget_rows(results: list[dict]) -> list[list[str]]:
+    """One row per attack and budget it ran at; "where" names the epsilons (and models) of
+    each budget when an attack ran at more than one (a merged re-run), else "everywhere"."""
+    runs: dict[str, dict[str, list[tuple[str, dict]]]] = {}
+    for res in results:
+        for r in res["rows"]:
+            if not r.get("sanity"):
+                runs.setdefault(r["attack"], {}).setdefault(str(r["budget"]), []).append(
+                    (res["model"], r))
+    out = []
+    for by_budget in runs.values():
+        for budget, where in by_budget.items():
+            r = where[0][1]
+            place = "everywhere"
+            if len(by_budget) > 1:  # epsilons grouped by the models that ran them so
+                at: dict[str, list[str]] = {}
+                for m, x in where:
+                    at.setdefault(_eps(x), []).append(m)
+                groups: dict[tuple[str, ...], list[str]] = {}
+                for e, ms in at.items():
+                    groups.setdefault(tuple(ms), []).append(e)
+                place = "; ".join(
+                    f"epsilon {', '.join(es)}" + ("" if len(ms) == len(results)
+                                                  else f" ({', '.join(ms)})")
+                    for ms, es in groups.items())
+            out.append([r["title"], r["kind"], NORM[r["norm"]], budget, place])
+    return out
+
+
 def tables(results: list[dict]) -> dict[str, Table]:
     models = [f"{r['model']} (n={r['n']})" for r in results]
     acc = [["clean", "-", "-", *[fmt_acc(r["clean"]["host"], r["clean"].get("ci"),
@@ -145,14 +181,10 @@ def tables(results: list[dict]) -> dict[str, Table]:
                           "image as broken at epsilon when the perturbation they found is "
                           "within it.")
     attacks = list(dict.fromkeys(a for a, _, _ in _keys(results)))
-    t["budget"] = Table(["attack", "threat model", "norm", "what the budget runs"], [
-        [r["title"], r["kind"], NORM[r["norm"]], r["budget"]] for r in (
-            next(r for res in results for r in res["rows"] if r["attack"] == a
-                 and not r.get("sanity")) for a in attacks
-            if any(r["attack"] == a and not r.get("sanity") for res in results
-                   for r in res["rows"]))],
-        id="budget", numeric_from=99,
-        note="Budgets: " + ", ".join(sorted({str(r.get("budget", "?")) for r in results})))
+    t["budget"] = Table(["attack", "threat model", "norm", "what the budget runs", "where"],
+                        _budget_rows(results), id="budget", numeric_from=99,
+                        note="Budgets: " + ", ".join(sorted({str(r.get("budget", "?"))
+                                                             for r in results})))
     conv = []
     for res in results:
         for r in res["rows"]:
