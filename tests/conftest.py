@@ -98,3 +98,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                  or getattr(item, "originalname", item.name) in HEAVY_TESTS)
         if not heavy:
             item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(pytest.mark.timeout(0))  # whole campaigns: no per-test limit
