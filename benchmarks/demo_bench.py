@@ -1,8 +1,10 @@
 """Wall time of `stq demo` (no flags, fresh output folder) per stage, against the 5-minute
 target on this 2-core machine; then the time of a rerun, where every stage is reused.
 With --readme README.md it writes the demo's own output (its first line and its closing
-headline lines) into the README's transcript block, with the CPU it ran on.
-Run: .venv/bin/python benchmarks/demo_bench.py [--keep DIR] [--readme README.md]."""
+headline lines) into the README's transcript block, with the CPU it ran on; with --screenshot
+PNG an image of the demo's report (headless Chromium), the README's picture.
+Run: .venv/bin/python benchmarks/demo_bench.py [--keep DIR] [--readme README.md]
+     [--screenshot docs/demo_report.png]."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from toolchain.fsutil import write_text
+from toolchain.fsutil import atomic_path, write_text
 
 TARGET_S = 300.0
 BEGIN, END = "<!-- demo transcript -->", "<!-- /demo transcript -->"
@@ -52,6 +55,31 @@ def write_readme(readme: Path, text: str) -> None:
     write_text(readme, head + block + tail)
 
 
+def screenshot(html: Path, png: Path, width: int = 1100, tallest: int = 8000) -> None:
+    """The page as headless Chromium draws it, ``width`` pixels wide, cropped below the last
+    non-white row (Chromium's command line cannot size the window to the page)."""
+    import numpy as np
+    from PIL import Image
+
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        sys.exit("--screenshot needs Chromium (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "page.png"
+        proc = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox",
+                               "--hide-scrollbars", f"--screenshot={raw}",
+                               f"--window-size={width},{tallest}", html.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 or not raw.is_file():
+            sys.exit(f"{browser} could not draw {html}: {proc.stderr[-500:]}")
+        im = Image.open(raw).convert("RGB")
+        ink = np.flatnonzero((np.asarray(im.convert("L")) < 250).any(axis=1))
+        bottom = min(im.height, int(ink.max()) + 20) if len(ink) else im.height
+        with atomic_path(png) as tmp_png:
+            im.crop((0, 0, width, bottom)).save(tmp_png, format="PNG", optimize=True)
+
+
 def run(out: Path) -> tuple[float, dict, str]:
     stq = str(Path(sys.executable).with_name("stq"))
     t = time.perf_counter()
@@ -66,12 +94,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", help="output folder to keep (default: a temporary one)")
     ap.add_argument("--readme", type=Path, help="README to write the demo transcript into")
+    ap.add_argument("--screenshot", type=Path, help="PNG to draw the demo report into")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep or tmp) / "demo"
         wall, s, stdout = run(out)
         if args.readme:
             write_readme(args.readme, transcript(stdout, out))
+        if args.screenshot:
+            screenshot(out / "report" / "report.html", args.screenshot)
         print(f"{'stage':<10} {'seconds':>8}")
         for stage, secs in s["timings"].items():
             print(f"{stage:<10} {secs:>8.1f}")

@@ -192,6 +192,46 @@ def test_query_cap_stops_and_a_run_resumes(digits_h5: Path, digits_outdir: Path,
     assert len((tmp_path / "queries.jsonl").read_text().splitlines()) == len(log)
 
 
+def test_budgets_doubled_until_converged(digits_h5: Path, digits_outdir: Path,
+                                        tmp_path: Path) -> None:
+    """--converge-up-to: a cell that did not converge runs again at twice its budget (the
+    earlier run is the new one's half), and only that cell; the figure is the one a direct run
+    at the final budget gives; a rerun resumes without a query."""
+    from toolchain.errors import StqError
+
+    base = {"attacks": ("square",), "eps": (0.05, 0.3), "limit": 20, "chunk": 5,
+            "square_iter": 8, "sanity": False}
+    lines: list[str] = []
+    cfg = R.for_dataset("digits", budget="quick", converge_up_to=8, **base)
+    res = attacks_eval.evaluate(digits_h5, digits_outdir, cfg, "digits", tmp_path / "esc",
+                                log=lines.append)
+    assert "[attack] square@0.3: not converged at 1x the budget; running it at 2x" in lines
+    assert not any("square@0.05: not converged" in ln for ln in lines)
+    assert [r["eps"] for r in res["rows"]] == [0.05, 0.3]  # the table's order
+    low, high = res["rows"]
+    assert low["budget"] == "8 iterations per image, one image per call"
+    factor = next(f for f in (2, 4, 8) if f"({f}x the quick budget" in high["budget"])
+    assert high["converged"] or factor == 8
+    assert high["budget"].startswith(f"{8 * factor} iterations per image")
+    direct = attacks_eval.evaluate(
+        digits_h5, digits_outdir, R.for_dataset("digits", budget="quick",
+                                                **{**base, "eps": (0.3,),
+                                                   "square_iter": 8 * factor}),
+        "digits", tmp_path / "direct", log=quiet)
+    (d,) = direct["rows"]
+    keys = ("acc", "half_acc", "run_acc", "converged", "robust", "linf_median")
+    assert {k: high[k] for k in keys} == {k: d[k] for k in keys}
+    log = (tmp_path / "esc" / "queries.jsonl").read_text()
+    again = attacks_eval.evaluate(digits_h5, digits_outdir, cfg, "digits", tmp_path / "esc",
+                                  log=quiet)
+    assert again["rows"] == res["rows"]
+    assert (tmp_path / "esc" / "queries.jsonl").read_text() == log  # nothing attacked again
+    with pytest.raises(StqError, match="power of 2"):
+        R.for_dataset("digits", converge_up_to=3)
+    with pytest.raises(StqError, match="needs the half-budget runs"):
+        R.for_dataset("digits", converge_up_to=2, convergence=False)
+
+
 def test_masking_checks_fire_on_a_gradient_masking_model(fp_h5: Path, tmp_path: Path) -> None:
     """A hard quantizer with zero gradient in front of the FP model: PGD does nothing, even at
     the whole input range; Square and PGD through BPDA break it; the checks say so."""

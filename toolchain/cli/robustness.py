@@ -94,6 +94,10 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eot", type=int, help="gradient samples of pgd-bpda (EOT, default 1)")
     p.add_argument("--no-convergence", action="store_true", help="skip the half-budget runs "
                    "(the report then cannot say whether an attack converged)")
+    p.add_argument("--converge-up-to", type=int, metavar="F",
+                   help="double the budget of every attack (and epsilon) that did not "
+                   "converge, re-running only those, until it converges or reaches F times "
+                   "--budget (a power of 2; default 1: never)")
     p.add_argument("--no-sanity", action="store_true", help="skip PGD at the whole input range")
     p.add_argument("--chunk", type=int, help="images per black-box call (resume unit, default 5)")
     p.add_argument("--seed", type=int, help="seed of every attack (default 0)")
@@ -128,7 +132,7 @@ def run_attack(args: argparse.Namespace) -> int:
         hsj_iter=args.hsj_iter, zoo_iter=args.zoo_iter, zoo_step=args.zoo_step,
         eot=args.eot, chunk=args.chunk, seed=args.seed,
         convergence=False if args.no_convergence else None,
-        sanity=False if args.no_sanity else None)
+        converge_up_to=args.converge_up_to, sanity=False if args.no_sanity else None)
     from toolchain.farm.cli import farm_from_args, write_farm_table
 
     model = _model(args)

@@ -31,7 +31,7 @@ from toolchain.errors import StqError
 from toolchain.fsutil import ensure_writable_dir, write_text
 from toolchain.robustness import attacks as A
 from toolchain.robustness import oracles, targets
-from toolchain.robustness.registry import AttackConfig, describe_budget, get, halved
+from toolchain.robustness.registry import AttackConfig, describe_budget, doubled, get, halved
 from toolchain.robustness.scoring import score
 
 CHUNKS = "chunks.jsonl"
@@ -153,7 +153,10 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     label = label or model_label(model_path)
     per_image = farm is not None and not replay
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
-                         "cfg": cfg.as_dict(), "transfer": [str(p) for p in transfer_from],
+                         # how far budgets may be doubled does not change any attack's chunks
+                         "cfg": {k: v for k, v in cfg.as_dict().items()
+                                 if k != "converge_up_to"},
+                         "transfer": [str(p) for p in transfer_from],
                          "x": _digest(x, y),
                          **({"per_image": True} if per_image else {})},
                         sort_keys=True, default=str)
@@ -185,7 +188,8 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
             return clfs[name]
 
         bar = _progress(len(jobs), progress)
-        for job in jobs:
+
+        def run(job: dict) -> None:
             _run_job(job, x, y, done, counted, classifier, chunks_f, run_id, log,
                      device if per_image else None)
             job["oracle"] = attack_oracle.name if job["kind"] == "black-box" else (
@@ -193,7 +197,29 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
             job["budget"] = describe_budget(replace(job["cfg"], attacks=(job["base"],)))[
                 job["base"]] + (f"; at most {cfg.max_queries:,} queries"
                                 if cfg.max_queries and job["kind"] == "black-box" else "")
+            if job.get("factor", 1) > 1:
+                job["budget"] += (f" ({job['factor']}x the {cfg.budget} budget: doubled until "
+                                  "converged)")
             bar.update(1)
+
+        for job in jobs:
+            run(job)
+        factor = 1
+        while factor < cfg.converge_up_to:
+            todo = _not_converged(score(label, g, host, keras_o, None, x, y, jobs, cfg), jobs)
+            if not todo:
+                break
+            factor *= 2
+            bar.total += len(todo)
+            for job in todo:  # this run becomes the half of one at twice its budget
+                log(f"[attack] {job['key']}: not converged at {factor // 2}x the budget; "
+                    f"running it at {factor}x")
+                jobs.remove(next(j for j in jobs if j["half"] and j["key"] == job["key"]))
+                job["half"] = True
+                new = {**job, "half": False, "cfg": doubled(job["cfg"], job["base"]),
+                       "factor": factor, "tag": f"*{factor}"}
+                run(new)
+                jobs.insert(jobs.index(job) + 1, new)  # the report keeps the table's order
         bar.close()
         result = score(label, g, host, keras_o, device, x, y, jobs, cfg)
         if farm is not None:
@@ -210,6 +236,15 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     result["masking"] = diagnose(result)
     write_text(out / RESULTS, json.dumps(result, indent=2, default=float) + "\n")
     return result
+
+
+def _not_converged(result: dict, jobs: list[dict]) -> list[dict]:
+    """The full-budget jobs with a row the convergence check failed (a minimal-perturbation
+    attack's one job when any of its epsilons failed), whose budget can be doubled."""
+    keys = {r["attack"] if not r["bounded"] else f"{r['attack']}@{r['eps']:g}"
+            for r in result["rows"] if r.get("converged") is False and not r.get("sanity")}
+    return [j for j in jobs if not j["half"] and j["key"] in keys and get(j["base"]).knob
+            and j["kind"] != "transfer"]
 
 
 def _digest(x: np.ndarray, y: np.ndarray) -> str:
@@ -231,7 +266,7 @@ def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
     With ``farm_device`` (a toolchain.farm FarmOracle) a black-box chunk is attacked one image
     per work item over the farm's devices."""
     cfg: AttackConfig = job["cfg"]
-    rkey = job["key"] + ("~half" if job["half"] else "")
+    rkey = job["key"] + job.get("tag", "") + ("~half" if job["half"] else "")
     blackbox = job["kind"] == "black-box"
     size = cfg.chunk if blackbox else len(x)
     adv = x.copy()

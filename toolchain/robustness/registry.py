@@ -110,6 +110,9 @@ class AttackConfig:
     max_queries: int | None = None  # queries per black-box attack (per epsilon when bounded)
     chunk: int = 5  # images per black-box call: the unit of resuming and of budget stops
     convergence: bool = True  # also run every attack at half its budget
+    # double the budget of every attack (and epsilon) that did not converge, up to this factor
+    # of the named budget (1: never); the run before each doubling is the next one's half
+    converge_up_to: int = 1
     sanity: bool = True  # also run PGD at an epsilon of the whole input range
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -135,6 +138,12 @@ class AttackConfig:
             raise StqError("--max-queries must be >= 1")
         if self.eot < 1:
             raise StqError("--eot must be >= 1")
+        f = self.converge_up_to
+        if f < 1 or f & (f - 1):
+            raise StqError(f"--converge-up-to must be a power of 2 (1, 2, 4, 8, ...), got {f}")
+        if f > 1 and not self.convergence:
+            raise StqError("--converge-up-to needs the half-budget runs: leave out "
+                           "--no-convergence")
         self.eps = tuple(sorted(float(e) for e in self.eps))
         self.l2_eps = tuple(sorted(float(e) for e in self.l2_eps))
         return self
@@ -169,6 +178,12 @@ def for_dataset(name: str, budget: str | None = None, **overrides: Any) -> Attac
 def describe_budget(cfg: AttackConfig) -> dict[str, str]:
     """What the configured budget runs, per attack, in words."""
     return {a: get(a).describe(cfg) for a in cfg.attacks}
+
+
+def doubled(cfg: AttackConfig, name: str) -> AttackConfig:
+    """The same configuration with attack ``name``'s budget knob doubled."""
+    knob = get(name).knob
+    return replace(cfg, **{knob: 2 * int(getattr(cfg, knob))}) if knob else cfg
 
 
 def halved(cfg: AttackConfig, name: str) -> AttackConfig:
