@@ -7,8 +7,9 @@
 # checks. Integer models are scored on the bit-exact reference. Then RERUN_ATTACKS again, with
 # HopSkipJump at HSJ_ITER iterations, and DEEP_ATTACKS at DEEP_ARGS (by default the thorough
 # budget's PGD and Square at the epsilons where the standard budget did not converge, and
-# Boundary at 400 iterations), each merged by `stq report` over the earlier rows of the same
-# attack and epsilon.
+# Boundary at 400 iterations), each doubled once more where it still did not converge
+# (--converge-up-to: CONVERGE for the rerun), each merged by `stq report` over the earlier rows
+# of the same attack and epsilon.
 # A model whose OUT/<variant>/results.json exists is not attacked again (its rerun still runs).
 #
 #   sh docs/results/digits_robustness.sh [OUT] [BUDGET] [LIMIT]     (JOBS=2: two models at a time)
@@ -24,7 +25,8 @@ JOBS=${JOBS:-1}
 HSJ_ITER=${HSJ_ITER:-400}
 RERUN_ATTACKS=${RERUN_ATTACKS:-pgd,autoattack,cw,hsj}
 DEEP_ATTACKS=${DEEP_ATTACKS:-pgd,square,boundary}
-DEEP_ARGS=${DEEP_ARGS:---budget thorough --eps 0.1,0.2,0.3 --boundary-iter 400}
+DEEP_ARGS=${DEEP_ARGS:---budget thorough --eps 0.1,0.2,0.3 --boundary-iter 400 --converge-up-to 2}
+CONVERGE=${CONVERGE:-4}
 LANE_A=${LANE_A:-stq fp}
 LANE_B=${LANE_B:-int8 stq-jr}
 mkdir -p "$OUT"
@@ -55,7 +57,8 @@ rerun() {
     [ "$v" = fp ] || art="--artifact $OUT/model-$v"
     # shellcheck disable=SC2086
     $STQ attack --model "$OUT/zoo/digits_$v.h5" $art --budget "$BUDGET" --limit "$LIMIT" \
-        --attacks "$RERUN_ATTACKS" --hsj-iter "$HSJ_ITER" --no-sanity -o "$OUT/$v-rerun" \
+        --attacks "$RERUN_ATTACKS" --hsj-iter "$HSJ_ITER" --converge-up-to "$CONVERGE" \
+        --no-sanity -o "$OUT/$v-rerun" \
         > "$OUT/$v-rerun.log"
 }
 # the attacks that did not converge at the standard budget, at a larger one
