@@ -236,6 +236,7 @@ def test_faulty_link_never_records_a_wrong_result(digits_outdir: Path, digits_re
     assert wrong == 0
     assert proxy.counts["resets"] >= 1 and proxy.counts["flipped"] > 100
     assert stats["retries"] > 0 and stats["chunks_resent"] > 0
+    assert stats["held_runs"] > 0  # re-sent chunks answered as the RUN held pending
 
 
 # --- kill and resume ----------------------------------------------------------------------------
@@ -372,7 +373,8 @@ def test_bad_ports_and_inputs(digits_outdir: Path, tmp_path: Path, stq_cmd, caps
                                     "-o", str(tmp_path / "v1")]) == 2
     finally:
         old.close()
-    assert (f"the device on {url} speaks framed protocol version 1, this stq speaks 3: "
+    assert (f"the device on {url} speaks framed protocol version 1, this stq speaks "
+            f"{protocol.VERSION}: "
             "rebuild and flash its firmware") in capsys.readouterr().err
 
     # firmware built from another model: same C, different hash

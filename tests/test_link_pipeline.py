@@ -85,3 +85,67 @@ def test_inputs_ahead_fill_the_slots(digits_outdir: Path, digits_io) -> None:
             assert not link._jobs
         # the answers to inputs dropped from the list (infer(xs[40]) alone) come back stale
         assert link.stats.timeouts == 0 and link.stats.stale_replies <= info.slots - 2
+
+
+def test_run_with_chunks_missing_is_answered_by_the_chunk_that_completes_it(
+        digits_outdir: Path, digits_io) -> None:
+    """Version 4: a RUN that finds chunks missing answers which ones and stays pending; the
+    UPLOAD that completes the input runs it and answers the run record under that RUN's
+    sequence number, as many copies as the RUN asked for, without a second RUN. A re-sent copy
+    of a chunk the device already holds does not run it again; a RUN of an input the device
+    holds no chunk of keeps nothing pending (the host sends the chunks and a RUN again)."""
+    xs, ys = digits_io
+    with VirtualBoard(digits_outdir) as vb, DeviceLink.open(vb.port_url) as link:
+        info = link.info()
+        assert info.proto_version == P.VERSION == 4
+        n = -(-info.input_bytes // info.chunk)
+        assert n >= 2
+        x, tag = xs[3], P.crc32(xs[3])
+
+        def chunk(i: int, seq: int) -> bytes:
+            return P.encode_frame(P.T_UPLOAD, seq, P.upload_body(
+                tag, i, x[i * info.chunk:(i + 1) * info.chunk]))
+
+        link.port.write(b"".join(chunk(i, 10 + i) for i in range(1, n)))  # chunk 0 lost
+        link.port.write(P.encode_frame(P.T_RUN, 50, P.run_body(tag, copies=2)))
+        missing, again = _frames(link, 2)  # two copies, as asked
+        assert missing == again and missing.seq == 50
+        assert P.Missing.parse(missing.body).chunks == (0,)
+        link.port.write(chunk(0, 60))  # the missing chunk, and no RUN
+        replies = _frames(link, 2)
+        assert [f.seq for f in replies] == [50, 50] and replies[0] == replies[1]
+        rec = P.RunReply.parse(P.Piece.parse(replies[0].body).data, info.output_bytes)
+        assert rec.input_crc == tag and rec.output == ys[3]
+        link.port.write(chunk(0, 61) + chunk(1, 62))  # copies of held chunks: nothing runs
+        assert _frames(link, 1, limit=0.5) == []
+        other = xs[4]
+        link.port.write(P.encode_frame(P.T_RUN, 70, P.run_body(P.crc32(other))))
+        (none,) = _frames(link, 1)
+        assert P.Missing.parse(none.body).chunks == tuple(range(n))
+        link.port.write(b"".join(P.encode_frame(P.T_UPLOAD, 80 + i, P.upload_body(
+            P.crc32(other), i, other[i * info.chunk:(i + 1) * info.chunk])) for i in range(n)))
+        assert _frames(link, 1, limit=0.5) == []  # no slot was held: no RUN pending
+        # the host: a held RUN is answered without a RUN again (the virtual board's line is
+        # clean, so drop one chunk on the way by hand)
+        link._inbox.clear()
+        real = link._upload
+
+        def lose_chunk_0_once(tag_: int, data: bytes, indices: list[int] | None = None,
+                              copies: int = 1) -> None:
+            if indices is None and data == xs[5]:
+                indices = list(range(1, n))
+            real(tag_, data, indices, copies)
+
+        sent: list[int] = []
+        send = link._send
+
+        def counted(ftype: int, body: bytes, reply: bool = True, copies: int = 1) -> int:
+            sent.append(ftype)
+            return send(ftype, body, reply, copies)
+
+        link._upload = lose_chunk_0_once  # type: ignore[method-assign]
+        link._send = counted  # type: ignore[method-assign]
+        assert link.infer(xs[5]).output == ys[5]
+        assert link.stats.held_runs == 1 and link.stats.chunks_resent == 1
+        assert link.stats.retries == 0 and sent.count(P.T_RUN) == 1
+        assert sent == [P.T_UPLOAD] * (n - 1) + [P.T_RUN, P.T_UPLOAD]

@@ -1,10 +1,12 @@
 /*
- * frame.c - the framed protocol, version 3 (docs/protocol.md): COBS frames with a version, a
+ * frame.c - the framed protocol, version 4 (docs/protocol.md): COBS frames with a version, a
  * sequence number and a CRC-32, built to finish over a noisy line. Inputs go up in small chunks
  * (UPLOAD: input tag = its CRC-32, chunk index, data) into one of STQ_PROTO_SLOTS input slots,
  * each with a bitmap of the chunks it holds (a new input replaces the one that arrived first);
  * RUN names the input by its tag and answers either the result
- * record or which chunks are still missing (so the host re-sends only those). Replies are
+ * record or which chunks are still missing (so the host re-sends only those); such a RUN stays
+ * pending in its slot, and the UPLOAD that completes the input runs it and answers under the
+ * RUN's sequence number (no second RUN). Replies are
  * records (INFO, the run result) served in pieces of at most STQ_PROTO_REPLY_CHUNK bytes, and
  * sent 1-4 times as the host asks. A request repeated with the same sequence number (the
  * host's redundant copies) is answered once. RUN of the input that ran last answers the cached
@@ -44,6 +46,7 @@ typedef struct {
     uint32_t stamp; /* when its first chunk arrived: the oldest input is replaced */
     uint32_t have;  /* chunks held */
     int used;
+    uint32_t pend; /* a RUN that found chunks missing: 1 << 24 | flags << 16 | seq, or 0 */
     uint8_t bits[(STQ_CHUNKS + 7u) / 8u];
     uint8_t data[STQ_INPUT_BYTES];
 } stq_slot_t;
@@ -72,6 +75,7 @@ static stq_slot_t *stq_slot_take(uint32_t tag)
         s->used = 1;
         s->tag = tag;
         s->have = 0u;
+        s->pend = 0u;
         memset(s->bits, 0, sizeof s->bits);
         s->stamp = ++stq_clock;
     }
@@ -230,6 +234,8 @@ static void stq_do_info(uint32_t seq, const uint8_t *body, uint32_t len)
     stq_reply_record(STQ_T_INFO, seq, info_rec, total, len >= 2u ? stq_get16(body) : 0u);
 }
 
+static void stq_run_slot(uint32_t seq, stq_slot_t *s, uint32_t flags);
+
 static void stq_do_upload(uint32_t seq, const uint8_t *body, uint32_t len)
 {
     if (len < 6u) {
@@ -257,6 +263,11 @@ static void stq_do_upload(uint32_t seq, const uint8_t *body, uint32_t len)
     if (!(s->bits[index / 8u] & bit)) {
         s->bits[index / 8u] |= bit;
         s->have += 1u;
+        if (s->pend != 0u && s->have == STQ_CHUNKS) { /* the chunk a RUN waited for: run it */
+            const uint32_t p = s->pend;
+            stq_copies = 1u + ((p >> 22) & 3u);
+            stq_run_slot(p & 0xFFFFu, s, (p >> 16) & 0xFFu);
+        }
     }
 }
 
@@ -295,15 +306,27 @@ static void stq_do_run(uint32_t seq, const uint8_t *body, uint32_t len)
         return;
     }
     const uint32_t tag = stq_get32(body);
-    const uint32_t flags = body[4] & 1u;
     stq_slot_t *s = stq_slot_find(tag);
-    if (s == (stq_slot_t *)0 || s->have != STQ_CHUNKS) {
+    if (s == (stq_slot_t *)0) {
         stq_reply_missing(seq, tag, s);
         return;
     }
-    if (stq_crc32(0u, s->data, STQ_INPUT_BYTES) != tag) { /* chunks of two inputs mixed */
-        s->have = 0u;
+    stq_run_slot(seq, s, body[4]);
+}
+
+/* RUN the input of slot s, or answer which chunks are missing and keep the RUN pending: the
+ * UPLOAD that completes the slot runs it and answers with this RUN's sequence number. */
+static void stq_run_slot(uint32_t seq, stq_slot_t *s, uint32_t flags_byte)
+{
+    const uint32_t tag = s->tag;
+    const uint32_t flags = flags_byte & 1u;
+    s->pend = 0u;
+    if (s->have == STQ_CHUNKS && stq_crc32(0u, s->data, STQ_INPUT_BYTES) != tag) {
+        s->have = 0u; /* chunks of two inputs mixed */
         memset(s->bits, 0, sizeof s->bits);
+    }
+    if (s->have != STQ_CHUNKS) {
+        s->pend = (1u << 24) | ((flags_byte & 0xC1u) << 16) | seq;
         stq_reply_missing(seq, tag, s);
         return;
     }

@@ -27,7 +27,7 @@
 
 /* Framed protocol (docs/protocol.md): version, UPLOAD chunk and reply piece sizes (small, so
  * that most frames survive a noisy line), frame buffer sizes. */
-#define STQ_PROTO_VERSION 3u
+#define STQ_PROTO_VERSION 4u
 #ifndef STQ_PROTO_CHUNK
 #define STQ_PROTO_CHUNK 32u
 #endif

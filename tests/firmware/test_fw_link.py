@@ -79,6 +79,7 @@ def test_noisy_link_completes_with_every_result_right(clean_run: Path, fw_build,
     assert proxy.counts["inserted"] > 50
     link = s["session"]["link"]
     assert link["retries"] > 0 and link["chunks_resent"] > 0
+    assert link["held_runs"] > 0  # re-sent chunks answered as the RUN the device held pending
     last = json.loads((tmp_path / "link.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "done" and last["retries"] == link["retries"]
 

@@ -32,6 +32,8 @@ class FrameChannel:
         self._seq = 0
         self._expect: dict[int, float] = {}  # seq -> position in the output stream after it
         self._inbox: dict[int, P.Frame] = {}
+        self._held: set[int] = set()  # RUNs the device holds pending: their missing replies are
+        # copies of one already acted on (link.py)
         self._out = bytearray()
         self._written = 0.0  # bytes written so far
         self._consumed = 0.0  # bytes the device has certainly read
@@ -135,6 +137,10 @@ class FrameChannel:
             return False
         self._last_valid = time.monotonic()
         self._frames_in += 1
+        if frame.seq in self._held and frame.type == P.T_RUN | P.T_REPLY and \
+                frame.body[:1] == b"\x01":
+            self.stats.stale_replies += 1  # a copy of a missing-chunks reply acted on
+            return False
         if frame.seq not in self._expect:
             if frame.seq != P.NO_SEQ:
                 self.stats.stale_replies += 1  # a redundant copy or an answer to a retry

@@ -1,4 +1,4 @@
-"""Host client of the framed device protocol, version 3 (docs/protocol.md): finishes over a
+"""Host client of the framed device protocol, version 4 (docs/protocol.md): finishes over a
 noisy line and never records a wrong result.
 
 Every reply must carry a sequence number the host is waiting for and a valid CRC-32, and a RUN
@@ -46,6 +46,8 @@ class _Job:
     sent: float = 0.0  # the last RUN sent, or the last answer to another input after it
     resent: float = 0.0  # when missing chunks were last re-sent
     retried: bool = False  # a RUN was re-sent (Karn: no round-trip sample then)
+    held: int | None = None  # the RUN the device holds pending (its missing chunks re-sent)
+    held_at: float = 0.0  # its answer's position in the output stream (after those chunks)
     reply: P.RunReply | None = None
 
 
@@ -143,6 +145,8 @@ class DeviceLink(FrameChannel):
         job.runs[seq] = job.sent = time.monotonic()
 
     def _start(self, data: bytes, profile: bool, run: bool) -> _Job:
+        if P.crc32(data) in self._jobs:
+            self._drop_held(self._jobs[P.crc32(data)])
         job = self._jobs[P.crc32(data)] = _Job(P.crc32(data), data, profile)
         self._upload(job.tag, data)
         if run:
@@ -177,7 +181,7 @@ class DeviceLink(FrameChannel):
             j.sent += max(0.0, now - self._returned) if self._returned else 0.0
         self._last_valid = now
         for t in [t for t in self._jobs if t != tag and t not in tags]:
-            del self._jobs[t]  # the caller went elsewhere: late answers are stale
+            self._drop_held(self._jobs.pop(t))  # the caller went elsewhere: answers are stale
         job = self._jobs.get(tag)
         if job is None or job.profile != profile:
             job = self._start(data, profile, True)
@@ -194,8 +198,21 @@ class DeviceLink(FrameChannel):
                 self._serve()
         finally:
             self._returned = time.monotonic()
-        del self._jobs[tag]
+        self._drop_held(self._jobs.pop(tag))
         return job.reply
+
+    def _hold(self, job: _Job, seq: int, at: float) -> None:
+        """The device holds RUN ``seq`` of ``job`` pending: its answer comes once the bytes up
+        to ``at`` (the re-sent chunks) are read; copies of its missing reply are ignored."""
+        self._drop_held(job)
+        job.held, job.held_at = seq, at
+        self._held.add(seq)
+        self._expect[seq] = at
+
+    def _drop_held(self, job: _Job) -> None:
+        if job.held is not None:
+            self._held.discard(job.held)
+            job.held = None
 
     def _serve(self) -> None:
         """Wait for the next reply to any RUN in flight and act on it; re-send a RUN as soon as
@@ -246,13 +263,22 @@ class DeviceLink(FrameChannel):
                 missing = P.Missing.parse(frame.body)
                 if missing.tag != job.tag:
                     raise ValueError("missing-chunks reply for another input")
-                if asked < job.resent:
-                    return  # asked before the last re-send: its RUN is on the way
+                if asked < job.resent:  # asked before the last re-send: its chunks are on the way
+                    if job.held is not None:  # and the device now holds this RUN pending
+                        self._hold(job, seq, self._expect.get(job.held, job.held_at))
+                    return
                 job.resent, job.retried = now, True
                 self.stats.chunks_resent += len(missing.chunks)
                 self._upload(job.tag, job.data, list(missing.chunks),
                              2 if self._critical(job) else 1)
-                self._run(job)
+                if len(missing.chunks) >= -(-len(job.data) // self._info().chunk):
+                    self._run(job)  # none held: the device may have no slot, nothing pending
+                    return
+                # the device holds this RUN pending: the chunk that completes the input runs
+                # it, and the answer comes with this sequence number, after the chunks
+                self._hold(job, seq, self._written)
+                job.runs[seq] = job.sent = now
+                self.stats.held_runs += 1
                 return
             first = P.Piece.parse(frame.body)
             rec = self._fetch(P.T_RESULT, lambda o: P.result_body(job.tag, o), first)

@@ -12,7 +12,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-VERSION = 3
+VERSION = 4
 T_INFO, T_UPLOAD, T_RUN, T_QUIT, T_RESULT = 0x01, 0x02, 0x03, 0x04, 0x05
 T_ERROR, T_REPLY = 0x7F, 0x80
 NO_SEQ = 0xFFFF
@@ -284,6 +284,7 @@ class LinkStats:
     device_errors: Counter[str] = field(default_factory=Counter)
     chunks_sent: int = 0
     chunks_resent: int = 0
+    held_runs: int = 0  # RUNs answered by the chunk that completed their input (no RUN again)
     resyncs: int = 0
     reconnects: int = 0
     window_waits: int = 0
