@@ -26,7 +26,7 @@ HSJ_ITER=${HSJ_ITER:-400}
 RERUN_ATTACKS=${RERUN_ATTACKS:-pgd,autoattack,cw,hsj}
 DEEP_ATTACKS=${DEEP_ATTACKS:-pgd,square,boundary}
 DEEP_ARGS=${DEEP_ARGS:---budget thorough --eps 0.1,0.2,0.3 --boundary-iter 400 --converge-up-to 2}
-CONVERGE=${CONVERGE:-4}
+CONVERGE=${CONVERGE:-8}
 LANE_A=${LANE_A:-stq fp}
 LANE_B=${LANE_B:-int8 stq-jr}
 mkdir -p "$OUT"
