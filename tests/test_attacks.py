@@ -232,6 +232,58 @@ def test_budgets_doubled_until_converged(digits_h5: Path, digits_outdir: Path,
         R.for_dataset("digits", converge_up_to=2, convergence=False)
 
 
+def test_square_restarts_are_the_budget_once_above_one(digits_h5: Path, digits_outdir: Path,
+                                                      tmp_path: Path) -> None:
+    """--square-restarts R > 1: the half-budget run is R/2 restarts of the same iterations and
+    --converge-up-to doubles restarts; the first restarts of a longer run are the shorter run
+    (same seed), so every image a shorter run breaks is broken, with the same bytes, by a
+    longer one; bad R refused; R = 1 keeps a run's id (earlier chunks resume)."""
+    from toolchain.errors import StqError
+    from toolchain.reference.model import load_artifact_dir
+    from toolchain.robustness import oracles
+
+    cfg2 = R.for_dataset("digits", budget="quick", square_iter=6, square_restarts=2)
+    assert R.halved(cfg2, "square").square_restarts == 1
+    assert R.halved(cfg2, "square").square_iter == 6
+    assert R.doubled(cfg2, "square").square_restarts == 4
+    assert R.doubled(R.halved(cfg2, "square"), "square").square_iter == 12  # 1: iterations
+    assert R.describe_budget(cfg2)["square"] == \
+        "6 iterations x 2 restarts per image, one image per call"
+    with pytest.raises(StqError, match="--square-restarts must be >= 1"):
+        R.for_dataset("digits", square_restarts=0)
+
+    from toolchain.training import datasets
+
+    g = load_artifact_dir(digits_outdir)
+    ds = datasets.load("digits")
+    x, y = ds.x_test[:20].astype(np.float32), ds.y_test[:20].astype(np.int64)
+    clf = oracles.art_classifier(oracles.ReferenceOracle(g), (0.0, 1.0))
+    advs = {r: R.get("square").factory(clf, x, y, R.for_dataset(
+        "digits", budget="quick", square_iter=6, square_restarts=r), 0.3) for r in (1, 2, 4)}
+    broken = {r: clf.predict(a).argmax(1) != y for r, a in advs.items()}
+    assert broken[1].sum() < broken[4].sum()  # restarts find more at this tiny budget
+    for short, long in ((1, 2), (2, 4)):
+        assert not (broken[short] & ~broken[long]).any()
+        assert np.array_equal(advs[short][broken[short]], advs[long][broken[short]])
+
+    base = {"attacks": ("square",), "eps": (0.3,), "limit": 20, "chunk": 5, "square_iter": 6,
+            "sanity": False}
+    lines: list[str] = []
+    res = attacks_eval.evaluate(digits_h5, digits_outdir, R.for_dataset(
+        "digits", budget="quick", converge_up_to=4, square_restarts=2, **base), "digits",
+        tmp_path / "esc", log=lines.append)
+    (r,) = res["rows"]
+    factor = next((f for f in (2, 4) if f"({f}x the quick budget" in r["budget"]), 1)
+    assert r["budget"].startswith(f"6 iterations x {2 * factor} restarts per image"), r
+    assert r["converged"] or factor == 4
+    assert any("not converged at 1x" in ln for ln in lines) == (factor > 1)
+    one = attacks_eval.evaluate(digits_h5, digits_outdir, R.for_dataset(
+        "digits", budget="quick", **base), "digits", tmp_path / "one", log=quiet)
+    assert json.loads((tmp_path / "one" / "chunks.jsonl").read_text().splitlines()[0]
+                      )["run"].count("square_restarts") == 0
+    assert one["rows"][0]["acc"]["host"] >= r["acc"]["host"]
+
+
 def test_masking_checks_fire_on_a_gradient_masking_model(fp_h5: Path, tmp_path: Path) -> None:
     """A hard quantizer with zero gradient in front of the FP model: PGD does nothing, even at
     the whole input range; Square and PGD through BPDA break it; the checks say so."""

@@ -87,6 +87,8 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
     for name, what in (("pgd-iter", "PGD steps"), ("pgd-restarts", "PGD restarts"),
                        ("apgd-iter", "APGD steps (AutoAttack)"), ("cw-iter", "C&W iterations"),
                        ("square-iter", "Square iterations (queries) per image"),
+                       ("square-restarts", "Square restarts per image (each from the clean "
+                        "image; above 1, --converge-up-to doubles restarts, not iterations)"),
                        ("boundary-iter", "Boundary iterations"),
                        ("hsj-iter", "HopSkipJump iterations"), ("zoo-iter", "ZOO iterations")):
         p.add_argument(f"--{name}", type=int, help=f"{what} (default: from --budget)")
@@ -128,7 +130,8 @@ def run_attack(args: argparse.Namespace) -> int:
         attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
         eps=args.eps, l2_eps=args.l2_eps, limit=args.limit, max_queries=args.max_queries,
         pgd_iter=args.pgd_iter, pgd_restarts=args.pgd_restarts, apgd_iter=args.apgd_iter,
-        cw_iter=args.cw_iter, square_iter=args.square_iter, boundary_iter=args.boundary_iter,
+        cw_iter=args.cw_iter, square_iter=args.square_iter,
+        square_restarts=args.square_restarts, boundary_iter=args.boundary_iter,
         hsj_iter=args.hsj_iter, zoo_iter=args.zoo_iter, zoo_step=args.zoo_step,
         eot=args.eot, chunk=args.chunk, seed=args.seed,
         convergence=False if args.no_convergence else None,

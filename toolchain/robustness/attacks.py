@@ -196,12 +196,14 @@ def cw(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: None) -> 
 
 
 @attack("square", "Square", "black-box", "linf", True, "square_iter",
-        lambda c: f"{c.square_iter} iterations per image, one image per call")
+        lambda c: f"{c.square_iter} iterations"
+                  + (f" x {c.square_restarts} restarts" if c.square_restarts > 1 else "")
+                  + " per image, one image per call", restarts="square_restarts")
 def square(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: float) -> np.ndarray:
     from art.attacks.evasion import SquareAttack
 
     atk = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=cfg.square_iter, p_init=0.3,
-                       nb_restarts=1, batch_size=1, verbose=False)
+                       nb_restarts=cfg.square_restarts, batch_size=1, verbose=False)
     onehot = np.eye(clf.nb_classes, dtype=np.float32)[y]
     out = x.copy()
     for i in range(len(x)):  # batched Square shares squares across images and is weaker

@@ -153,9 +153,11 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     label = label or model_label(model_path)
     per_image = farm is not None and not replay
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
-                         # how far budgets may be doubled does not change any attack's chunks
+                         # how far budgets may be doubled does not change any attack's chunks;
+                         # a field added later, at its default, leaves older runs resumable
                          "cfg": {k: v for k, v in cfg.as_dict().items()
-                                 if k != "converge_up_to"},
+                                 if k != "converge_up_to"
+                                 and not (k in _AT_DEFAULT and _AT_DEFAULT[k] == v)},
                          "transfer": [str(p) for p in transfer_from],
                          "x": _digest(x, y),
                          **({"per_image": True} if per_image else {})},
@@ -236,6 +238,9 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     result["masking"] = diagnose(result)
     write_text(out / RESULTS, json.dumps(result, indent=2, default=float) + "\n")
     return result
+
+
+_AT_DEFAULT: dict[str, object] = {"square_restarts": 1}  # fields newer than committed runs
 
 
 def _not_converged(result: dict, jobs: list[dict]) -> list[dict]:

@@ -31,19 +31,23 @@ class Attack:
     knob: str  # the AttackConfig field that is its budget (halved for the convergence check)
     factory: Factory
     describe: Callable[[AttackConfig], str]
+    # the AttackConfig field counting its restarts, if it has some: when it is above 1 the
+    # budget is doubled and halved in restarts instead of ``knob``
+    restarts: str = ""
 
 
 ATTACKS: dict[str, Attack] = {}
 
 
 def attack(name: str, title: str, threat: str, norm: str, bounded: bool, knob: str,
-           describe: Callable[[AttackConfig], str]) -> Callable[[Factory], Factory]:
+           describe: Callable[[AttackConfig], str],
+           restarts: str = "") -> Callable[[Factory], Factory]:
     """Register an attack factory; a second attack of the same name is a bug."""
 
     def register(fn: Factory) -> Factory:
         if name in ATTACKS:
             raise RuntimeError(f"two attacks named {name}")
-        ATTACKS[name] = Attack(name, title, threat, norm, bounded, knob, fn, describe)
+        ATTACKS[name] = Attack(name, title, threat, norm, bounded, knob, fn, describe, restarts)
         return fn
 
     return register
@@ -100,6 +104,9 @@ class AttackConfig:
     cw_lr: float = 0.05
     cw_const: float = 1.0
     square_iter: int = 1000
+    # independent Square runs per image (each from the clean image, on the images still
+    # robust): doubling them is how Square's budget grows once set above 1 (docs/robustness.md)
+    square_restarts: int = 1
     boundary_iter: int = 200
     hsj_iter: int = 20
     hsj_max_eval: int = 200
@@ -138,6 +145,8 @@ class AttackConfig:
             raise StqError("--max-queries must be >= 1")
         if self.eot < 1:
             raise StqError("--eot must be >= 1")
+        if self.square_restarts < 1:
+            raise StqError(f"--square-restarts must be >= 1, got {self.square_restarts}")
         f = self.converge_up_to
         if f < 1 or f & (f - 1):
             raise StqError(f"--converge-up-to must be a power of 2 (1, 2, 4, 8, ...), got {f}")
@@ -180,15 +189,27 @@ def describe_budget(cfg: AttackConfig) -> dict[str, str]:
     return {a: get(a).describe(cfg) for a in cfg.attacks}
 
 
+def _budget_field(cfg: AttackConfig, name: str) -> str:
+    """The field that doubling or halving attack ``name``'s budget changes: its restarts when
+    it runs more than one, else its knob ("" for an attack without a budget)."""
+    a = get(name)
+    if a.restarts and int(getattr(cfg, a.restarts)) > 1:
+        return a.restarts
+    return a.knob
+
+
 def doubled(cfg: AttackConfig, name: str) -> AttackConfig:
-    """The same configuration with attack ``name``'s budget knob doubled."""
-    knob = get(name).knob
-    return replace(cfg, **{knob: 2 * int(getattr(cfg, knob))}) if knob else cfg
+    """The same configuration with attack ``name``'s budget doubled: its restarts when it
+    runs more than one (the first half of the restarts are then the earlier run), else its
+    knob."""
+    f = _budget_field(cfg, name)
+    return replace(cfg, **{f: 2 * int(getattr(cfg, f))}) if f else cfg
 
 
 def halved(cfg: AttackConfig, name: str) -> AttackConfig:
-    """The same configuration with attack ``name``'s budget knob halved (at least 1)."""
-    knob = get(name).knob
-    if not knob:
+    """The same configuration with attack ``name``'s budget halved: its restarts when it runs
+    more than one, else its knob (at least 1)."""
+    f = _budget_field(cfg, name)
+    if not f:
         return cfg
-    return replace(cfg, **{knob: max(1, int(getattr(cfg, knob)) // 2)})
+    return replace(cfg, **{f: max(1, int(getattr(cfg, f)) // 2)})
