@@ -12,14 +12,13 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from toolchain.fsutil import atomic_path, write_text
+from toolchain.fsutil import write_text
 
 TARGET_S = 300.0
 BEGIN, END = "<!-- demo transcript -->", "<!-- /demo transcript -->"
@@ -57,27 +56,14 @@ def write_readme(readme: Path, text: str) -> None:
 
 def screenshot(html: Path, png: Path, width: int = 1100, tallest: int = 8000) -> None:
     """The page as headless Chromium draws it, ``width`` pixels wide, cropped below the last
-    non-white row (Chromium's command line cannot size the window to the page)."""
-    import numpy as np
-    from PIL import Image
+    non-white row."""
+    from toolchain.errors import StqError
+    from toolchain.reports import browser
 
-    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome")
-                    if shutil.which(b)), None)
-    if browser is None:
-        sys.exit("--screenshot needs Chromium (apt-get install chromium)")
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "page.png"
-        proc = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox",
-                               "--hide-scrollbars", f"--screenshot={raw}",
-                               f"--window-size={width},{tallest}", html.resolve().as_uri()],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0 or not raw.is_file():
-            sys.exit(f"{browser} could not draw {html}: {proc.stderr[-500:]}")
-        im = Image.open(raw).convert("RGB")
-        ink = np.flatnonzero((np.asarray(im.convert("L")) < 250).any(axis=1))
-        bottom = min(im.height, int(ink.max()) + 20) if len(ink) else im.height
-        with atomic_path(png) as tmp_png:
-            im.crop((0, 0, width, bottom)).save(tmp_png, format="PNG", optimize=True)
+    try:
+        browser.screenshot(html, png, width, tallest, crop=True)
+    except StqError as e:
+        sys.exit(f"--screenshot: {e}")
 
 
 def run(out: Path) -> tuple[float, dict, str]:
