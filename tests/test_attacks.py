@@ -46,7 +46,8 @@ def fp_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fp_result(fp_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    cfg = R.for_dataset("digits", budget="quick", attacks=("fgsm", "pgd", "square", "cw"),
+    cfg = R.for_dataset("digits", budget="quick",
+                        attacks=("fgsm", "pgd", "square", "cw", "apgd-l2"),
                         eps=(0.05, 0.1, 0.2), limit=20, **SMALL)
     return attacks_eval.evaluate(fp_h5, None, cfg, "digits", tmp_path_factory.mktemp("fpa"),
                                  log=quiet)
@@ -77,12 +78,13 @@ def check(res: dict, name: str) -> dict:
 def test_registry_and_budgets() -> None:
     names = R.names()
     assert set(R.DEFAULT_ATTACKS) <= set(names)
-    assert {"fgsm", "pgd", "pgd-bpda", "autoattack", "cw", "square", "boundary", "hsj",
-            "zoo"} == set(names)
+    assert {"fgsm", "pgd", "pgd-bpda", "autoattack", "apgd-l2", "cw", "square", "boundary",
+            "hsj", "zoo"} == set(names)
     for n in names:
         a = R.get(n)
         assert a.threat in ("white-box", "black-box") and a.norm in ("linf", "l2")
-        assert a.bounded == (a.norm == "linf"), n  # our L2 attacks are the minimal ones
+        # the L2 attacks are the minimal ones, except APGD in the L2 ball
+        assert a.bounded == (a.norm == "linf" or n == "apgd-l2"), n
     q, s, t = (R.for_dataset("digits", budget=b) for b in ("quick", "standard", "thorough"))
     assert q.pgd_iter < s.pgd_iter < t.pgd_iter and q.square_iter < s.square_iter < t.square_iter
     assert R.describe_budget(s)["pgd"] == f"{s.pgd_iter} steps x {s.pgd_restarts} restarts, " \
@@ -104,6 +106,42 @@ def test_pgd_attacks_the_fp_model(fp_result: dict) -> None:
     for c in fp_result["masking"]["checks"]:
         if c["check"] != "minimal":  # 5 C&W iterations may leave an image
             assert c["status"] in ("ok", "n/a"), c
+
+
+def test_apgd_l2_is_a_bounded_white_box_l2_attack(fp_result: dict, stq_result: dict) -> None:
+    """APGD in the L2 ball runs at each L2 epsilon (not the L-inf ones), really attacks the FP
+    model (at least as strong as C&W there), falls with epsilon, stays in its ball on the
+    integer model's input grid, and the device agrees with the host on its inputs."""
+    rows = [r for r in fp_result["rows"] if r["attack"] == "apgd-l2"]
+    assert [r["eps"] for r in rows] == list(fp_result["l2_eps"])
+    assert all(r["norm"] == "l2" and r["bounded"] and r["kind"] == "white-box" for r in rows)
+    seq = [r["acc"]["host"] for r in rows]
+    assert seq == sorted(seq, reverse=True) and seq[-1] <= 0.1, seq
+    assert acc(fp_result, "apgd-l2", 1.0) <= acc(fp_result, "cw", 1.0) + 0.05
+    for r in (r for r in fp_result["rows"] + stq_result["rows"] if r["attack"] == "apgd-l2"):
+        assert r["l2_median"] <= r["eps"] + 1e-6, r
+    for r in (r for r in stq_result["rows"] if r["attack"] == "apgd-l2"):
+        assert r["host_device_equal"] is True and r["acc"]["device"] == r["acc"]["host"], r
+
+
+def test_l2_ball_on_grid() -> None:
+    """The L2 projection on the input grid: inside the ball exactly, on the grid, no pixel
+    moved further from the clean image, inputs already inside unchanged."""
+    from toolchain.robustness.scoring import l2_ball_on_grid
+
+    rng = np.random.default_rng(0)
+    step = 1 / 256
+    x0 = rng.integers(0, 256, (50, 8, 8, 1)) * step
+    xa = np.clip(x0 + rng.integers(-60, 61, x0.shape) * step, 0, 255 * step)
+    for eps in (0.1, 0.5, 2.0):
+        p = l2_ball_on_grid(xa.astype(np.float32), x0.astype(np.float32), eps, step)
+        d = (p.astype(np.float64) - x0).reshape(50, -1)
+        assert (np.sqrt((d ** 2).sum(1)) <= eps + 1e-6).all()
+        assert np.allclose(d / step, np.rint(d / step), atol=1e-3)
+        assert (np.abs(d) <= np.abs((xa - x0).reshape(50, -1)) + 1e-6).all()
+        inside = np.sqrt(((xa - x0).reshape(50, -1) ** 2).sum(1)) <= eps
+        assert np.array_equal(p[inside], xa[inside].astype(np.float32))
+        assert ((p >= 0) & (p <= 1)).all()
 
 
 def test_every_figure_has_n_interval_and_convergence(fp_result: dict) -> None:

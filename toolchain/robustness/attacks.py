@@ -2,7 +2,8 @@
 
 White-box, on the Keras model (``TensorFlowV2Classifier`` on its pre-softmax logits; gradients
 pass through the quantizers' straight-through estimators): ``fgsm``, ``pgd`` (with restarts),
-``autoattack`` (APGD-CE, APGD-DLR, Square; Croce & Hein 2020), ``pgd-bpda`` (PGD through a copy
+``autoattack`` (APGD-CE, APGD-DLR, Square; Croce & Hein 2020), ``apgd-l2`` (its APGD pair in
+the L2 ball), ``pgd-bpda`` (PGD through a copy
 of the model whose zero-gradient layers pass the gradient straight through, with EOT averaging)
 and ``cw`` (Carlini-Wagner L2). Black-box, on any oracle: ``square`` (L-inf, one image per call),
 ``boundary``, ``hsj`` (HopSkipJump L2) and ``zoo`` (L2).
@@ -179,6 +180,30 @@ def autoattack(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
         else:
             new = atk.generate(x[left], y=y[left])
         new = np.clip(new, x[left] - eps, x[left] + eps).astype(np.float32)
+        hit = clf.predict(new).argmax(1) != y[left]
+        adv[left[hit]] = new[hit]
+    return adv
+
+
+@attack("apgd-l2", "APGD L2", "white-box", "l2", True, "apgd_iter",
+        lambda c: f"APGD-CE + APGD-DLR {c.apgd_iter} steps each in the L2 ball")
+def apgd_l2(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig,
+            eps: float) -> np.ndarray:
+    """AutoAttack's white-box pair in L2 (Croce & Hein 2020): APGD with the cross-entropy,
+    then with the DLR loss on the images still robust, each bounded by an L2 ball of radius
+    ``eps`` (the scoring projects the result onto the ball on the input grid)."""
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    n = _n(x)
+    adv = x.copy()
+    for loss in ("cross_entropy", "difference_logits_ratio"):
+        left = np.flatnonzero(clf.predict(adv).argmax(1) == y)
+        if not len(left):
+            break
+        atk = AutoProjectedGradientDescent(clf, norm=2, eps=eps, eps_step=2 * eps,
+                                           max_iter=cfg.apgd_iter, nb_random_init=1,
+                                           loss_type=loss, batch_size=n, verbose=False)
+        new = atk.generate(x[left], y=y[left]).astype(np.float32)
         hit = clf.predict(new).argmax(1) != y[left]
         adv[left[hit]] = new[hit]
     return adv

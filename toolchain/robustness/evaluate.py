@@ -31,7 +31,14 @@ from toolchain.errors import StqError
 from toolchain.fsutil import ensure_writable_dir, write_text
 from toolchain.robustness import attacks as A
 from toolchain.robustness import oracles, targets
-from toolchain.robustness.registry import AttackConfig, describe_budget, doubled, get, halved
+from toolchain.robustness.registry import (
+    AttackConfig,
+    describe_budget,
+    doubled,
+    epsilons,
+    get,
+    halved,
+)
 from toolchain.robustness.scoring import score
 
 CHUNKS = "chunks.jsonl"
@@ -73,7 +80,7 @@ def plan(cfg: AttackConfig, transfer_from: tuple[Path, ...]) -> list[dict]:
     jobs = []
     for name in cfg.attacks:
         spec = get(name)
-        for eps in (cfg.eps if spec.bounded else (None,)):
+        for eps in epsilons(cfg, name):
             key = name if eps is None else f"{name}@{eps:g}"
             base = {"attack": name, "base": name, "eps": eps, "src": None, "kind": spec.threat,
                     "sanity": False}

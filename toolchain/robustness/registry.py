@@ -27,7 +27,9 @@ class Attack:
     title: str  # the label in reports
     threat: str  # "white-box" (gradients) or "black-box" (queries to an oracle)
     norm: str  # "linf" or "l2"
-    bounded: bool  # True: one run per epsilon; False: minimal perturbation, scored per epsilon
+    # True: one run per epsilon (of --eps for L-inf, --l2-eps for L2); False: minimal
+    # perturbation, scored per epsilon
+    bounded: bool
     knob: str  # the AttackConfig field that is its budget (halved for the convergence check)
     factory: Factory
     describe: Callable[[AttackConfig], str]
@@ -67,7 +69,7 @@ def names() -> list[str]:
     return list(ATTACKS)
 
 
-DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack", "cw", "square", "boundary", "hsj")
+DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack", "apgd-l2", "cw", "square", "boundary", "hsj")
 
 # What each named budget runs. "queries" are per image (Square runs one image per call).
 BUDGETS: dict[str, dict[str, Any]] = {
@@ -213,3 +215,12 @@ def halved(cfg: AttackConfig, name: str) -> AttackConfig:
     if not f:
         return cfg
     return replace(cfg, **{f: max(1, int(getattr(cfg, f)) // 2)})
+
+
+def epsilons(cfg: AttackConfig, name: str) -> tuple[float | None, ...]:
+    """The epsilons attack ``name`` runs at: each of its norm's for a bounded attack, else one
+    run (None) scored at every epsilon of its norm."""
+    a = get(name)
+    if not a.bounded:
+        return (None,)
+    return cfg.l2_eps if a.norm == "l2" else cfg.eps

@@ -66,11 +66,27 @@ def _worst_case(full: tuple, half: tuple, y: np.ndarray) -> tuple:
                  for f, h in zip(full, half, strict=True))
 
 
+def l2_ball_on_grid(xa: np.ndarray, x0: np.ndarray, eps: float, step: float) -> np.ndarray:
+    """``xa`` (on the input grid of step ``step``, as ``x0``) moved into the L2 ball of radius
+    ``eps`` around ``x0`` on that grid: a perturbation larger than ``eps`` is scaled to ``eps``
+    and each pixel's step count rounded toward zero, so no pixel moves further than before (the
+    result stays in the clip range) and the norm is at most ``eps`` exactly."""
+    n = len(x0)
+    d = np.rint((xa - x0).reshape(n, -1).astype(np.float64) / step)
+    norm = np.sqrt((d ** 2).sum(1)) * step
+    over = norm > eps * (1 + 1e-9)
+    if over.any():
+        d[over] = np.trunc(d[over] * (eps / norm[over])[:, None])
+        xa = np.where(over.reshape((-1,) + (1,) * (xa.ndim - 1)),
+                      (x0.reshape(n, -1) + d * step).reshape(x0.shape).astype(np.float32), xa)
+    return xa
+
+
 def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
           device: oracles.Oracle | None, x: np.ndarray, y: np.ndarray,
           jobs: list[dict], cfg: AttackConfig) -> dict:
     """Accuracy of every finished job (``key``, ``attack``, ``eps``, ``adv``, ``half`` ...);
-    bounded L-inf attacks are projected onto the epsilon ball on the input grid."""
+    bounded attacks are projected onto the epsilon ball (of their norm) on the input grid."""
     step = float(g.input_format["step"]) if g is not None else None
     zp = int(g.input_format.get("zero_point", 0)) if g is not None else 0  # TFLite inputs
     n = len(x)
@@ -112,8 +128,11 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
         eps = job["eps"]
         xa = grid(job["adv"])
         if eps is not None and step is not None:  # project onto the ball on the input grid
-            k = math.floor(eps / step + 1e-6) * step
-            xa = np.clip(xa, x0 - k, x0 + k)
+            if spec.norm == "l2":
+                xa = l2_ball_on_grid(xa, x0, eps, step)
+            else:
+                k = math.floor(eps / step + 1e-6) * step
+                xa = np.clip(xa, x0 - k, x0 + k)
         delta = (xa - x0).reshape(n, -1)
         linf, l2 = np.abs(delta).max(1), np.sqrt((delta ** 2).sum(1))
         ph, pk, pd, bad = run_all(xa)
