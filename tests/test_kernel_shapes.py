@@ -36,9 +36,15 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], kind: str, mode: 
 
 
 def _layer(rng: np.random.Generator, i: int, src: Tensor, op: str, kind: str, mode: str,
-           k: int, stride: int, pad: str) -> tuple[Node, Tensor]:
+           k: int, stride: int, pad: str, oc: int | None = None,
+           out_range: tuple[str, int, int] | None = None, shifts: tuple[int, int] = (20, 40),
+           xmax: int = 128) -> tuple[Node, Tensor]:
+    """One random layer on src; ``oc``, ``out_range`` (dtype, clamp_min, clamp_max) and the
+    shift range are drawn unless given; ``xmax``: the input magnitude the outputs are spread
+    for."""
     h, w, c = src.shape
-    oc = c if op == "depthwise_conv2d" else int(rng.integers(1, 21))
+    if oc is None:
+        oc = c if op == "depthwise_conv2d" else int(rng.integers(1, 21))
     if pad == "same":
         oh, ow = -(-h // stride), -(-w // stride)
         ph, pw = max((oh - 1) * stride + k - h, 0), max((ow - 1) * stride + k - w, 0)
@@ -49,11 +55,14 @@ def _layer(rng: np.random.Generator, i: int, src: Tensor, op: str, kind: str, mo
     ow = (w + pads[2] + pads[3] - k) // stride + 1
     wshape = (k, k, c) if op == "depthwise_conv2d" else (oc, k, k, c)
     weights = _weights(rng, wshape, kind, mode)
-    out_dtype = "uint8" if rng.random() < 0.6 else "int8"
-    lo, hi = (0, 15) if out_dtype == "uint8" and rng.random() < 0.5 else RANGE[out_dtype]
+    if out_range is None:
+        out_dtype = "uint8" if rng.random() < 0.6 else "int8"
+        lo, hi = (0, 15) if out_dtype == "uint8" and rng.random() < 0.5 else RANGE[out_dtype]
+    else:
+        out_dtype, lo, hi = out_range
     taps = k * k * (1 if op == "depthwise_conv2d" else c)
-    span = max(1, taps * 128 * (128 if kind == "int8" else 1))
-    shift = rng.integers(20, 40, size=oc)
+    span = max(1, taps * xmax * (128 if kind == "int8" else 1))
+    shift = rng.integers(*shifts, size=oc)
     # outputs spread over the clamp range and beyond it (saturation)
     mult = (2.0 ** shift * (hi - lo + 1) * 3 / span * rng.uniform(0.3, 1.5, oc)
             * rng.choice([-1, 1], oc)).astype(np.int64)
@@ -155,6 +164,79 @@ def test_fast_ternary_conv_matches_reference_on_random_layers(seed: int, tmp_pat
     for node in g.nodes[:4]:  # outputs vary across inputs (the all-zero-weight layer need not)
         outs = {env[node.output].tobytes() for env in envs}
         assert len(outs) > 1, node.name
+
+
+# a fused residual layer: its residual's dtype and range, and how it is added
+RESIDUALS = {"one": ("int8", 0, 15), "quarter": ("int8", -127, 127), "mixed": ("uint8", 0, 255),
+             "saturate": ("uint8", 0, 15), "tie": ("int8", 0, 15)}
+
+
+def _residual_graph(seed: int) -> Graph:
+    """Ternary convs with a fused residual add on a uint8 0..15 map (the USADA8 kernel's 32-bit
+    path with the residual read per pixel, toolchain/ir/t2u.py), each right after the conv that
+    makes its residual (so it writes in place over it): 3-16 channels (rows of an odd byte
+    count, the byte patch), 1x1 and 3x3, strides 1-2, 'same' and 'valid' padding, odd map sizes
+    (a last block of fewer than 4 pixels); residuals int8 0..15 added as they are (ResNet-8's
+    first block), int8 -127..127 at a quarter (its later blocks), uint8 0..255 at signed
+    ratios of 0.02-0.1, a residual at four times its step that saturates the output (all +1,
+    -1 or 0 weights), and a layer whose exact ties (acc / 2, round half to even) no 32-bit
+    constants reproduce: it keeps the 64-bit path."""
+    rng = np.random.default_rng(9000 + seed)
+    h, w = (int(v) for v in rng.choice([3, 5, 7, 9], size=2))
+    c = int(rng.choice([3, 4, 5, 8, 12, 16]))
+    src = Tensor("x", (h, w, c), "uint8", 1.0, 0, 15)
+    tensors, nodes = {"x": src}, []
+    for i, how in enumerate(RESIDUALS):
+        k, stride = int(rng.choice([1, 3, 3])), int(rng.integers(1, 3)) if i else 1
+        pad = "same" if k > min(h, w) else str(rng.choice(["same", "valid"]))
+        prod, r = _layer(rng, 2 * i, src, "conv2d", "ternary", "random", k, stride, pad,
+                         out_range=RESIDUALS[how], xmax=15)
+        mode = str(rng.choice(["plus", "minus", "zero"])) if how == "saturate" else "random"
+        node, out = _layer(rng, 2 * i + 1, src, "conv2d", "ternary", mode, k, stride, pad,
+                           oc=r.shape[2], shifts=(20, 29), xmax=15,
+                           out_range=("uint8", 0, 15) if how == "saturate" else None)
+        a, oc = node.arrays, r.shape[2]
+        shift = a["shift"].astype(np.int64)
+        ratio = {"one": np.ones(oc), "quarter": np.full(oc, 0.25), "saturate": np.full(oc, 4.0),
+                 "mixed": rng.uniform(0.02, 0.1, oc) * rng.choice([-1, 1], oc),
+                 "tie": np.ones(oc)}[how]
+        a["mult2"] = (2.0 ** shift * ratio).astype(np.int32)
+        if how == "tie":  # acc * 2^(shift-1): every odd accumulator is an exact .5 tie
+            a["mult"] = ((1 << (shift - 1)) * rng.choice([-1, 1], oc)).astype(np.int32)
+            a["offset"] = (sum(node.attrs["clamp"]) // 2 - 8) * (1 << shift)  # whole steps
+        node.name = f"r{i}_{how}_{mode}_k{k}s{stride}{pad}"
+        node.inputs.append(r.name)
+        nodes += [prod, node]
+        tensors[r.name], tensors[out.name] = r, out
+    return _graph_of(f"res{seed}", tensors, nodes, seed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_residual_conv_matches_reference_on_random_layers(seed: int,
+                                                                tmp_path: Path) -> None:
+    g = _residual_graph(seed)
+    model = codegen.write(g, tmp_path / "c")
+    assert all(x.kernel.endswith(("_fastu", "_fastu3")) for x in model.layers)
+    res = [x for x in model.layers if "_res" in x.kernel]
+    assert len(res) == len(RESIDUALS)
+    proven = {how: x.p["req32"] != "NULL" for x, how in zip(res, RESIDUALS, strict=True)}
+    # the ratios of ResNet-8's residuals are proven, the ties are not; random ratios on a
+    # 0..255 residual may be either (e.g. |acc * m| + |o| too close to 2^31 at the shift
+    # where m is exact)
+    assert [proven[how] for how in ("one", "quarter", "saturate", "tie")] == [True] * 3 + [False]
+    assert any(x.name.startswith("r4_tie") for x in res)
+    shapes = [g.tensors[n.output].shape for n in g.nodes[1::2]]
+    assert any(s[0] * s[1] % 4 for s in shapes)  # a last block of fewer than 4 pixels
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(900 + seed), 10)
+    above = []  # per residual layer: the share of outputs above the clamp's floor
+    for node in g.nodes[1::2]:
+        y = np.stack([env[node.output] for env in envs])
+        assert len({v.tobytes() for v in y}) > 1, node.name  # outputs vary across inputs
+        above.append(float(np.mean(y != node.attrs["clamp"][0])))
+    assert min(above) > 0.25 and np.mean(above) > 0.5, above  # most outputs are not the floor
+    sat = g.nodes[7]  # the residual at four times its step drives outputs to the clamp
+    hi = sat.attrs["clamp"][1]
+    assert any(np.any(env[sat.output] == hi) for env in envs), sat.name
 
 
 def _dw_input(rng: np.random.Generator, seed: int) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,3 +101,58 @@ def test_usada8_conv_constants_are_exact_on_every_accumulator(seed: int,
         v32 = ((accp * m + o + 2**31) % 2**32 - 2**31) >> s  # wrapping int32
         got = np.minimum(np.clip(v32, 0, 255), hi - lo) + lo
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("ratio", ["one", "quarter", "random"])
+def test_residual_usada8_constants_are_exact_on_every_pair(seed: int, ratio: str) -> None:
+    """toolchain/ir/t2u.py with a fused residual: (m, o', s, m2) evaluated as the Thumb-2
+    routine does (wrapping multiply-adds of acc' = acc + 255 * (-1 weights) and of the
+    residual, arithmetic shift, USAT, byte minimum, plus clamp_min) give the requantization of
+    docs/semantics.md on every pair of an accumulator the weights allow (inputs 0..15) and a
+    residual value; ResNet-8's residual ratios (1 and 1/4 of an output step) among them."""
+    from toolchain.ir.requant32 import acc_range
+    from toolchain.ir.t2u import neg_bias, req32_constants
+
+    rng = np.random.default_rng(seed)
+    lo, hi = [(0, 15), (-128, 127), (0, 255), (3, 9)][seed % 4]
+    rlo, rhi = [(0, 15), (-127, 127), (0, 255), (-128, 127)][seed // 2 % 4]
+    oc, taps = 5, int(rng.integers(1, 80))
+    rows = rng.integers(-1, 2, size=(oc, taps))
+    shift = rng.integers(26, 33, size=oc)
+    mult = (2.0 ** shift * (hi - lo + 1) * rng.uniform(0.02, 0.4, oc)
+            * rng.choice([-1, 1], oc) / (15 * taps)).astype(np.int64)
+    offset = (2.0 ** shift * rng.uniform(lo - 3, hi + 3, oc)).astype(np.int64)
+    scale = {"one": np.ones(oc), "quarter": np.full(oc, 0.25),
+             "random": rng.uniform(0.01, 0.5, oc) * rng.choice([-1, 1], oc)}[ratio]
+    mult2 = (2.0 ** shift * scale).astype(np.int64)
+    k = req32_constants(rows, mult, offset, shift, (lo, hi), 0, 15, (mult2, rlo, rhi))
+    assert k is not None  # (random ratios need not always be provable; these seeds are)
+    b = neg_bias(rows)
+    res = np.arange(rlo, rhi + 1, dtype=np.int64)[None, :]
+    varied = 0
+    for c in range(oc):
+        amin, amax = acc_range(rows[c], 0, 15)
+        acc = np.arange(amin, amax + 1, dtype=np.int64)[:, None]
+        v = acc * int(mult[c]) + res * int(mult2[c]) + int(offset[c])
+        want = np.clip(rhe_shift(v, np.int64(shift[c])), lo, hi)
+        m, o, s, m2 = (int(x) for x in k[4 * c:4 * c + 4])
+        wrap = ((acc + int(b[c])) * m + o + res * m2 + 2**31) % 2**32 - 2**31
+        got = np.minimum(np.clip(wrap >> s, 0, 255), hi - lo) + lo
+        np.testing.assert_array_equal(got, want)
+        varied += len(np.unique(want)) > 1
+    assert varied > oc // 2  # most channels are not constant
+
+
+def test_residual_constants_refuse_ties_and_too_many_pairs() -> None:
+    """acc * 2^(shift-1) + res * 2^shift makes every odd accumulator an exact .5 tie (round
+    half to even goes down at 1/2, up at 3/2): no floor reproduces both, so no constants; nor
+    for more pairs of accumulator and residual than requant32.MAX_SPAN."""
+    from toolchain.ir.requant32 import MAX_SPAN, residual_channel_constants
+
+    assert residual_channel_constants(1 << 29, 1 << 30, 0, 30, (-128, 127), (-40, 40),
+                                      (-20, 20)) is None
+    k = residual_channel_constants(1 << 30, 1 << 30, 0, 30, (-128, 127), (-40, 40), (-20, 20))
+    assert k is not None and k[0] << (30 - k[2]) == 1 << 30  # a whole step per unit: exact
+    assert residual_channel_constants(1 << 30, 1 << 30, 0, 30, (-128, 127),
+                                      (0, MAX_SPAN // 256), (-128, 127)) is None

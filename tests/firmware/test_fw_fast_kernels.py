@@ -168,3 +168,26 @@ def test_random_few_channel_int8_layers_bit_exact_on_qemu(tmp_path: Path, seed: 
     model = codegen.write(g, tmp_path / "c")
     assert [x.kernel.rsplit("_", 1)[1] for x in model.layers] == ["fast4"]
     _check_on_qemu(g, tmp_path / "out", tmp_path / "build", n=8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_fused_residual_layers_bit_exact_on_qemu(tmp_path: Path, seed: int) -> None:
+    """Ternary convs with a fused residual add (tests/test_kernel_shapes.py _residual_graph)
+    through the Thumb-2 routine of every output channel that reads the residual per pixel:
+    each residual layer with the conv that makes its residual (which it overwrites in place)
+    as a model of its own, since the board returns the last output alone. ResNet-8's residual
+    ratios, random ratios, a saturating uint8 residual, last blocks of fewer than 4 pixels,
+    rows of an odd byte count (seed 0: the C loop beside the assembly), base-3 (seed 1) and the
+    tie layer's 64-bit path."""
+    from test_kernel_shapes import RESIDUALS, _residual_graph
+
+    full = _residual_graph(seed)
+    for i, how in enumerate(RESIDUALS):
+        prod, node = full.nodes[2 * i:2 * i + 2]
+        tensors = {t: full.tensors[t] for t in ("x", prod.output, node.output)}
+        g = Graph(f"res{seed}_{how}", tensors, [prod, node], "x", node.output,
+                  full.input_format, {}, dict(full.options))
+        model = codegen.write(g, tmp_path / how / "c")
+        assert model.layers[1].kernel.endswith(("_resi8_fastu", "_resu8_fastu",
+                                                "_resi8_fastu3", "_resu8_fastu3"))
+        _check_on_qemu(g, tmp_path / how / "out", tmp_path / how / "build", n=6)

@@ -32,8 +32,11 @@ def support_symbols(uses_t3: bool, fast_codes: set[str], im2col_shorts: list[str
         s.functions.add("dot_t2")
         s.tables.add("t2_pairs")
     if "t2u" in fast_codes:
-        s.functions |= {"dot_t2u", "t2u_req32"}
+        s.functions.add("dot_t2u")
         s.tables.add("t2_masks")
+    if "t2u_plain" in fast_codes:  # the routine of every output channel, without a residual
+        s.functions.add("t2u_req32")
+    s.functions |= {f"t2u_req32_res_{c[8:]}" for c in fast_codes if c.startswith("t2u_res_")}
     if "t3u" in fast_codes:
         s.functions |= {"t3_to_t2", "conv2d_fastu3_get_buffer_size"}
         s.tables.add("t3_t2")

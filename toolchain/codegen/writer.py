@@ -112,6 +112,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
     tfl_fast: set[str] = set()  # tfl_* ops with an optimized kernel in this model
     pending: dict[str, tuple[str, dict]] = {}  # kernel -> its template and context
     wide: dict[str, bool] = {}  # kernel -> some layer of it has no 32-bit constants
+    narrow: dict[str, bool] = {}  # kernel -> some layer of it has 32-bit constants
 
     def ptr(tensor: str, const: bool) -> str:
         t = g.tensors[tensor]
@@ -185,8 +186,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
             if req is not None:
                 what = ("byte-lane masks and constants" if n.op == "depthwise_conv2d" else
                         "32-bit requantization (m, o - 255 * (-1 weights) * m - clamp_min * "
-                        "2^s, s)") if variant in ("fastu", "fastu3") else \
-                    "32-bit requantization (m, o, s)"
+                        f"2^s, s{', m2' if len(ins) == 2 else ''})") \
+                    if variant in ("fastu", "fastu3") else "32-bit requantization (m, o, s)"
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
                                      f"{n.name}: {what}"))
                 p["req32"] = f"{prefix}q_{base}_req32"
@@ -220,12 +221,14 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         elif wk is not None:
             codes.add(wk)  # a reference kernel reads these weights with <prefix>t2 / t3
         wide[fn] = wide.get(fn, False) or req is None  # some layer of fn needs 64 bits
+        narrow[fn] = narrow.get(fn, False) or req is not None
         if fn not in bodies:
             proto = prototype(prefix, fn, ins, out)
             ctx = {"proto": proto, "wk": wk, "wdesc": WDESC.get(wk or "", ""),
                    "in_t": CTYPE[ins[0].dtype], "out_t": CTYPE[out.dtype],
                    "in_s": SHORT[ins[0].dtype], "ref_fn": ref_fn, "p": prefix, "P": P,
-                   "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None}
+                   "res_t": CTYPE[ins[1].dtype] if len(ins) == 2 else None,
+                   "res_s": SHORT[ins[1].dtype] if len(ins) == 2 else None}
             bodies[fn] = ""  # rendered below, once every layer of fn is known
             pending[fn] = (template, ctx)
             docs[fn] = {"proto": proto, "doc": kernel_doc(n, wk, ins, out, variant, ref_fn)}
@@ -239,10 +242,17 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                             [a.symbol for a in arrays[start:]]))
 
     for fn, (template, ctx) in pending.items():
-        bodies[fn] = env.get_template(template).render(**ctx, needs64=wide[fn])
-    # the USADA8 conv's per-channel dot loop: for residual or 64-bit layers (and odd rows)
-    t2u_dot = any(wide[fn] or ctx["res_t"] for fn, (template, ctx) in pending.items()
-                  if template == FAST_TEMPLATE["fastu"])
+        bodies[fn] = env.get_template(template).render(**ctx, needs64=wide[fn],
+                                                       has32=narrow[fn])
+    t2u = {fn: ctx for fn, (template, ctx) in pending.items()
+           if template == FAST_TEMPLATE["fastu"]}
+    t2u_dot = any(wide[fn] for fn in t2u)  # the per-channel dot loop: 64-bit layers, odd rows
+    # the routines of every output channel: without a residual, and per residual type
+    t2u_plain = any(narrow[fn] and not ctx["res_t"] for fn, ctx in t2u.items())
+    t2u_res = [{"short": s, "ctype": c} for s, c in sorted(
+        {(ctx["res_s"], ctx["res_t"]) for fn, ctx in t2u.items() if narrow[fn] and ctx["res_t"]})]
+    fast_codes |= ({"t2u_plain"} if t2u_plain else set()) | {f"t2u_res_{r['short']}"
+                                                              for r in t2u_res}
     out_t = g.tensors[g.output]
     argmax_fn = f"{prefix}argmax_{SHORT[out_t.dtype]}"
     argmax_proto = f"int32_t {argmax_fn}(const {CTYPE[out_t.dtype]} *x, int32_t n)"
@@ -278,7 +288,8 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         "uses_t3": "t3" in codes, "base3_lut": base3_lut(),
         "uses_fast": bool(fast_codes), "uses_t2_fast": "t2" in fast_codes,
         "uses_i8_fast": "i8" in fast_codes, "uses_t2u_fast": "t2u" in fast_codes,
-        "t2u_odd": "t2u_odd" in fast_codes, "t2u_dot": t2u_dot,
+        "t2u_odd": "t2u_odd" in fast_codes, "t2u_dot": t2u_dot, "t2u_plain": t2u_plain,
+        "t2u_res": t2u_res,
         "uses_t3u_fast": "t3u" in fast_codes, "t3_t2": t3_t2(), "t2_masks": t2_masks(),
         "fast_pixels": FAST_PIXELS,
         "scratch_words": max(1, -(-scratch_bytes // 8)), "scratch_bytes": scratch_bytes,

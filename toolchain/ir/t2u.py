@@ -12,7 +12,11 @@ The kernel sums ``acc' = acc + 255 * (number of -1 weights)`` (a -1 weight adds 
   clamp_max - clamp_min) == q(acc) - clamp_min``, ``|acc * m| + |o| < 2^31``), then
   ``o' = o - b * m`` taken modulo 2^32: in wrapping 32-bit arithmetic ``acc' * m + o'`` is
   ``acc * m + o`` exactly. The kernel shifts, clamps to ``[0, clamp_max - clamp_min]`` (one
-  byte: USAT, then a byte minimum) and adds clamp_min.
+  byte: USAT, then a byte minimum) and adds clamp_min;
+- a conv with a fused residual ``res``: (m, o, s, m2) proven on every pair of an accumulator and
+  a residual value (``|acc * m| + |res * m2| + |o| < 2^31``), o' as above: the kernel computes
+  ``acc' * m + o' + res * m2`` in wrapping 32-bit arithmetic (the same value) and then shifts
+  and clamps as without a residual.
 """
 
 from __future__ import annotations
@@ -42,18 +46,20 @@ def fold_offset64(name: str, rows: np.ndarray, mult: np.ndarray, offset: np.ndar
 
 
 def req32_constants(rows: np.ndarray, mult: np.ndarray, offset: np.ndarray,
-                    shift: np.ndarray, clamp: tuple[int, int], xlo: int, xhi: int
-                    ) -> np.ndarray | None:
+                    shift: np.ndarray, clamp: tuple[int, int], xlo: int, xhi: int,
+                    residual: tuple[np.ndarray, int, int] | None = None) -> np.ndarray | None:
     """(m, o', s) per channel as int32 [m0, o'0, s0, ...]: requant32's constants of the result
     minus clamp_min (proven on the channel's whole accumulator range, |acc * m| + |o| < 2^31)
     with the -1 weights' constant folded in modulo 2^32; None when some channel has none or
-    the clamp range is wider than a byte."""
+    the clamp range is wider than a byte. With ``residual`` = (mult2, rmin, rmax), the fused
+    residual's multiplier and range: (m, o', s, m2) per channel, proven on every pair of an
+    accumulator and a residual value (|acc * m| + |res * m2| + |o| < 2^31)."""
     lo, hi = clamp
     if hi - lo > 255:
         return None
-    k = layer_constants(rows, mult, offset, shift, clamp, xlo, xhi, sub=lo)
+    k = layer_constants(rows, mult, offset, shift, clamp, xlo, xhi, sub=lo, residual=residual)
     if k is None:
         return None
-    k = k.astype(np.int64).reshape(-1, 3)
+    k = k.astype(np.int64).reshape(len(rows), -1)
     k[:, 1] = (k[:, 1] - neg_bias(rows) * k[:, 0] + 2**31) % 2**32 - 2**31
     return k.reshape(-1).astype(np.int32)

@@ -55,7 +55,7 @@ FIELDS: tuple[Field, ...] = (
     Field("depth_mult", "int32_t", "tfl: depthwise channel multiplier", "1"),
     Field("diff_min", "int32_t", "tfl: SOFTMAX smallest x - max(x) that counts"),
     Field("req32", "const int32_t *", "per channel (m, o, s) of a 32-bit requantization the "
-          "converter proved exact, or NULL", "NULL"),
+          "converter proved exact ((m, o, s, m2) with a fused residual), or NULL", "NULL"),
 )
 RECORD_BYTES = 4 * len(FIELDS)  # int32 and 32-bit pointers on Cortex-M
 

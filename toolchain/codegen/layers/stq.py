@@ -62,14 +62,18 @@ def fast_constants(n: Node, ins: list[Tensor], variant: str | None
 def t2u_constants(n: Node, ins: list[Tensor], out: Tensor
                   ) -> tuple[np.ndarray | None, np.ndarray]:
     """The USADA8 conv's per-channel constants with 255 * (number of -1 weights) folded in
-    (toolchain/ir/t2u.py): the 32-bit (m, o', s), or None (then the 64-bit path: a second
-    input, no proven constants, an output wider than a byte), and the folded 64-bit offsets."""
+    (toolchain/ir/t2u.py): the 32-bit (m, o', s), or (m, o', s, m2) with a fused residual of
+    one-byte values, or None (then the 64-bit path: a wider residual, no proven constants, an
+    output wider than a byte), and the folded 64-bit offsets."""
     a = n.arrays
     rows = node_rows(n.op, a["weights"])
     lo, hi = (int(v) for v in n.attrs["clamp"])
+    residual = None
+    if len(ins) == 2:
+        residual = (a["mult2"], int(ins[1].qmin), int(ins[1].qmax))
     req = req32_constants(rows, a["mult"], a["offset"], a["shift"], (lo, hi),
-                          int(ins[0].qmin), int(ins[0].qmax)) \
-        if len(ins) == 1 and out.itemsize == 1 else None
+                          int(ins[0].qmin), int(ins[0].qmax), residual) \
+        if out.itemsize == 1 and all(t.itemsize == 1 for t in ins) else None
     return req, fold_offset64(n.name, rows, a["mult"], a["offset"], a["shift"])
 
 
