@@ -179,8 +179,9 @@ def _residual_graph(seed: int) -> Graph:
     (a last block of fewer than 4 pixels); residuals int8 0..15 added as they are (ResNet-8's
     first block), int8 -127..127 at a quarter (its later blocks), uint8 0..255 at signed
     ratios of 0.02-0.1, a residual at four times its step that saturates the output (all +1,
-    -1 or 0 weights), and a layer whose exact ties (acc / 2, round half to even) no 32-bit
-    constants reproduce: it keeps the 64-bit path."""
+    -1 or 0 weights by seed % 3, the accumulator's part a quarter of the others'), and a layer
+    whose exact ties (acc / 2, round half to even) no 32-bit constants reproduce: it keeps the
+    64-bit path."""
     rng = np.random.default_rng(9000 + seed)
     h, w = (int(v) for v in rng.choice([3, 5, 7, 9], size=2))
     c = int(rng.choice([3, 4, 5, 8, 12, 16]))
@@ -190,8 +191,11 @@ def _residual_graph(seed: int) -> Graph:
         k, stride = int(rng.choice([1, 3, 3])), int(rng.integers(1, 3)) if i else 1
         pad = "same" if k > min(h, w) else str(rng.choice(["same", "valid"]))
         prod, r = _layer(rng, 2 * i, src, "conv2d", "ternary", "random", k, stride, pad,
-                         out_range=RESIDUALS[how], xmax=15)
-        mode = str(rng.choice(["plus", "minus", "zero"])) if how == "saturate" else "random"
+                         out_range=RESIDUALS[how], xmax=4)
+        _, rlo, rhi = RESIDUALS[how]  # residuals spread around the middle of their range
+        prod.arrays["offset"] = (2.0 ** prod.arrays["shift"] * rng.uniform(
+            (3 * rlo + rhi) / 4, (rlo + 3 * rhi) / 4, r.shape[2])).astype(np.int64)
+        mode = ["plus", "minus", "zero"][seed % 3] if how == "saturate" else "random"
         node, out = _layer(rng, 2 * i + 1, src, "conv2d", "ternary", mode, k, stride, pad,
                            oc=r.shape[2], shifts=(20, 29), xmax=15,
                            out_range=("uint8", 0, 15) if how == "saturate" else None)
@@ -201,6 +205,8 @@ def _residual_graph(seed: int) -> Graph:
                  "mixed": rng.uniform(0.02, 0.1, oc) * rng.choice([-1, 1], oc),
                  "tie": np.ones(oc)}[how]
         a["mult2"] = (2.0 ** shift * ratio).astype(np.int32)
+        if how == "saturate":  # the residual dominates: outputs vary with it, then saturate
+            a["mult"] = a["mult"] // 4
         if how == "tie":  # acc * 2^(shift-1): every odd accumulator is an exact .5 tie
             a["mult"] = ((1 << (shift - 1)) * rng.choice([-1, 1], oc)).astype(np.int32)
             a["offset"] = (sum(node.attrs["clamp"]) // 2 - 8) * (1 << shift)  # whole steps
