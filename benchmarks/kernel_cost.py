@@ -1,6 +1,6 @@
 """Reference vs optimized kernels for every benchmark model on QEMU netduinoplus2 (instructions
-under -icount shift=0, not silicon cycles): ternary ResNet-8 (2-bit and base-3 packing),
-ternary DS-CNN, int8 ResNet-8 and digits, all with batch norm calibrated on data
+under -icount shift=0, not silicon cycles): ternary ResNet-8 and DS-CNN (2-bit and base-3
+packing), int8 ResNet-8 and digits, all with batch norm calibrated on data
 (benchmarks/models.py, checked non-degenerate). Per model: instructions per inference and per
 MAC, per layer, the optimized/reference ratio measured in the same run, and the ratio to the
 CMSIS-NN int8 ResNet-8 figure (28.2 M instructions on this board). Both builds must give the
@@ -30,10 +30,12 @@ from models import MODELS, calibrated_graph  # noqa: E402
 from resnet8_cost import compare  # noqa: E402
 
 from toolchain.errors import StqError  # noqa: E402
+from toolchain.fsutil import write_text  # noqa: E402
 
 CMSIS_NN = 28.2e6  # Arm CMSIS-NN int8 kernels, MLPerf Tiny int8 ResNet-8, this board
 TITLE = {"resnet8": "ternary ResNet-8, 2-bit", "resnet8_base3": "ternary ResNet-8, base-3",
-         "dscnn": "ternary DS-CNN", "resnet8_int8": "int8 ResNet-8", "digits": "digits"}
+         "dscnn": "ternary DS-CNN", "dscnn_base3": "ternary DS-CNN, base-3",
+         "resnet8_int8": "int8 ResNet-8", "digits": "digits"}
 
 
 def report(name: str, c: dict) -> str:
@@ -67,7 +69,8 @@ def markdown(results: dict[str, dict]) -> str:
     rows = ["| model (QEMU netduinoplus2, instructions) | MACs | reference C | optimized | per MAC "
             "| opt / ref | opt / CMSIS-NN 28.2 M | flash | RAM | product flash | product RAM |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, c in results.items():
+    for name in sorted(results, key=lambda k: MODELS.index(k) if k in MODELS else len(MODELS)):
+        c = results[name]
         ref, opt = c["reference"]["instructions_mean"], c["optimized"]["instructions_mean"]
         rows.append(f"| {TITLE[name]} | {c['macs'] / 1e6:.2f} M | {ref / 1e6:.2f} M | "
                     f"{opt / 1e6:.2f} M | {opt / c['macs']:.2f} | {opt / ref:.3f} | "
@@ -124,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
                 c[k].pop("outputs", None)
             results[name] = c
             print(report(name, c), flush=True)
-            if args.json is not None:
-                args.json.write_text(json.dumps(results, indent=2) + "\n")
+            if args.json is not None:  # in MODELS order, written as each model finishes
+                write_text(args.json, json.dumps({k: results[k] for k in MODELS if k in results},
+                                                 indent=2) + "\n")
     except StqError as exc:
         print(f"kernel_cost: error: {exc}", file=sys.stderr)
         return 2
     if args.markdown:
-        print(markdown({k: results[k] for k in MODELS if k in results}))
+        print(markdown(results))
     return 0
 
 

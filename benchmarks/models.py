@@ -4,8 +4,8 @@ untrained ones) and the integer inputs they are measured on.
 * ``resnet8`` (ternary, 2-bit or ``resnet8_base3``), ``resnet8_int8``: calibrated on real CIFAR-10
   images (``--data-dir``, default ../shared/data/cifar10-subset) when present, else on
   smoothed pseudo-random images; measured on other images of the same source.
-* ``dscnn``: calibrated and measured on smoothed pseudo-random 49x10 "MFCC" maps (no speech
-  data on this machine).
+* ``dscnn`` (2-bit or ``dscnn_base3``): calibrated and measured on smoothed pseudo-random
+  49x10 "MFCC" maps (no speech data on this machine).
 * ``digits``: calibrated and measured on the bundled scikit-learn digits.
 
 Every model is checked with toolchain.training.calibrate.check_non_degenerate before use.
@@ -22,7 +22,7 @@ from toolchain.ir.graph import Graph
 
 # ../shared beside the checkout (as in CI)
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
-MODELS = ("resnet8", "resnet8_base3", "dscnn", "resnet8_int8", "digits")
+MODELS = ("resnet8", "resnet8_base3", "dscnn", "dscnn_base3", "resnet8_int8", "digits")
 
 
 def _smooth_noise(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -45,7 +45,7 @@ def float_inputs(name: str, n_cal: int, n_eval: int, data_dir: Path | None = Non
             return ds.x_train[:n_cal], ds.x_test[:n_eval], f"CIFAR-10 images from {d}"
         x = _smooth_noise(n_cal + n_eval, (32, 32, 3), 0)
         return x[:n_cal], x[n_cal:], "smoothed pseudo-random 32x32x3 images"
-    if name == "dscnn":
+    if name.startswith("dscnn"):
         x = _smooth_noise(n_cal + n_eval, (49, 10, 1), 1)
         return x[:n_cal], x[n_cal:], "smoothed pseudo-random 49x10 maps"
     from toolchain.training import datasets
@@ -67,7 +67,7 @@ def keras_model(name: str, seed: int = 0) -> Any:
         return zoo.resnet8("int8")
     if name.startswith("resnet8"):
         return zoo.resnet8("stq")
-    return zoo.dscnn("stq") if name == "dscnn" else zoo.digits("stq")
+    return zoo.dscnn("stq") if name.startswith("dscnn") else zoo.digits("stq")
 
 
 def calibrated_graph(name: str, n_cal: int = 256, n_eval: int = 8,
@@ -82,7 +82,7 @@ def calibrated_graph(name: str, n_cal: int = 256, n_eval: int = 8,
     x_cal, x_eval, source = float_inputs(name, n_cal, n_eval, data_dir)
     m = calibrate_bn(keras_model(name), x_cal)
     g = convert_model(m, name=name)
-    if name == "resnet8_base3":
+    if name.endswith("_base3"):
         g.options["packing"] = "base3"
     xs = reference.quantize_input(g, x_eval)
     check_non_degenerate(g, xs)
