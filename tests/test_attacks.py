@@ -160,6 +160,13 @@ def test_every_figure_has_n_interval_and_convergence(fp_result: dict) -> None:
     assert all(r["norm"] == "l2" for r in cw)
     seq = [r["acc"]["host"] for r in cw]
     assert seq == sorted(seq, reverse=True) and cw[0]["median_min_perturbation"] > 0
+    # every bounded attack's robust accuracy falls (or stays) as epsilon grows: the figure at a
+    # larger epsilon counts the images broken within a smaller one
+    for attack in ("pgd", "square", "apgd-l2"):
+        seq = [r["acc"]["host"] for r in sorted(
+            (r for r in fp_result["rows"] if r["attack"] == attack and not r["sanity"]),
+            key=lambda r: r["eps"])]
+        assert len(seq) >= 3 and seq == sorted(seq, reverse=True), (attack, seq)
 
 
 def test_every_attack_on_stq_host_and_virtual_board(stq_result: dict) -> None:
@@ -513,3 +520,57 @@ def test_full_budget_keeps_the_stronger_run_per_image() -> None:
     # converged: the full run alone and the worst case of both, each against the half run
     assert converged(0.40, 0.42, 0.38, 100) and not converged(0.40, 0.61, 0.38, 100)
     assert not converged(0.40, 0.40, 0.30, 100)
+
+
+class _FirstPixel:
+    """A stand-in classifier for the scoring's unit test (the end-to-end runs above score real
+    attacks): class 1 when the first pixel is above 0.05, else class 0."""
+
+    name, classes = "first-pixel", 2
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        hot = (x.reshape(len(x), -1)[:, 0] > 0.05).astype(np.float32)
+        return np.stack([1 - hot, hot], axis=1)
+
+
+@pytest.mark.unit
+def test_robust_accuracy_is_closed_over_smaller_epsilons() -> None:
+    from toolchain.robustness.masking import diagnose
+    from toolchain.robustness.scoring import score
+
+    n = 10
+    x, y = np.zeros((n, 2, 2, 1), np.float32), np.zeros(n, int)
+
+    def adv(broken: range, e: float) -> np.ndarray:
+        a = x.copy()
+        a[list(broken), 0, 0, 0] = e
+        return a
+
+    def job(e: float, half: bool, broken: range) -> dict:
+        return {"attack": "square", "base": "square", "eps": e, "key": f"square@{e:g}",
+                "half": half, "kind": "black-box", "sanity": False, "adv": adv(broken, e),
+                "budget": "b", "queries": 1, "seconds": 0.0, "exhausted": False,
+                "attacked": n, "oracle": "first-pixel"}
+
+    # at 0.1 the run breaks images 0-4 (its half run 0-3); at 0.2 the run breaks only image 5
+    # and its half run nothing: a larger ball where the search did worse
+    jobs = [job(0.1, False, range(5)), job(0.1, True, range(4)), job(0.2, False, range(5, 6)),
+            job(0.2, True, range(0))]
+    cfg = R.for_dataset("digits", attacks=("square",), eps=(0.1, 0.2), l2_eps=(0.5,))
+    res = score("m", None, _FirstPixel(), _FirstPixel(), None, x, y, jobs, cfg)
+    r1, r2 = row(res, "square", 0.1), row(res, "square", 0.2)
+    assert (r1["acc"]["host"], r1["half_acc"], r1["run_acc"]) == (0.5, 0.6, 0.5)
+    assert "own_eps_acc" not in r1
+    # at 0.2 every image broken within 0.1 counts as broken (the adversarial is in the ball)
+    assert (r2["acc"]["host"], r2["robust"], r2["found"]) == (0.4, 4, 6)
+    assert (r2["half_acc"], r2["run_acc"], r2["own_eps_acc"]) == (0.6, 0.4, 0.9)
+    # the masking check reads the run at 0.2 alone, so its rise still shows
+    res["masking"] = diagnose(res)
+    c = check(res, "large-eps")
+    assert c["status"] == "FLAGGED", c
+    assert any("rises" in e and "0.900 at eps 0.2" in e and "alone" in e for e in c["evidence"])
+    # without the rise (the run at 0.2 breaks a superset) nothing is added or flagged
+    jobs[2] = job(0.2, False, range(7))
+    res = score("m", None, _FirstPixel(), _FirstPixel(), None, x, y, jobs, cfg)
+    assert row(res, "square", 0.2)["acc"]["host"] == 0.3
+    assert "own_eps_acc" not in row(res, "square", 0.2)

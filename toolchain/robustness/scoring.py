@@ -66,6 +66,42 @@ def _worst_case(full: tuple, half: tuple, y: np.ndarray) -> tuple:
                  for f, h in zip(full, half, strict=True))
 
 
+def _closed_series(full: list[dict], runs: dict[tuple[str, bool], tuple], y: np.ndarray
+                   ) -> dict[str, tuple]:
+    """Per full-budget job: (half-budget run or None, full-budget run alone, full budget (worst
+    case of both), that before the closure over epsilons or None), each as
+    (input, L-inf, L2, size, host, Keras, device top-1, mismatch). Closure over epsilons: an
+    adversarial a bounded attack found within a smaller epsilon is within every larger one, so
+    for each bounded attack run at several epsilons every series takes, per image, the
+    stronger of its own run and the closed series at the next smaller epsilon (robust accuracy
+    can only fall as epsilon grows)."""
+    def sized(r: tuple) -> tuple:
+        xa, linf, l2, ph, pk, pd, bad, norm = r
+        return (xa, linf, l2, l2 if norm == "l2" else linf, ph, pk, pd, bad)
+
+    out: dict[str, tuple] = {}
+    groups: dict[tuple, list[dict]] = {}
+    for job in full:
+        h = runs.get((job["key"], True))
+        alone = sized(runs[(job["key"], False)])
+        half = None if h is None else sized(h)
+        # the full budget includes the half run: worst case
+        out[job["key"]] = (half, alone, alone if half is None else _worst_case(alone, half, y),
+                           None)
+        if job["eps"] is not None and not job.get("sanity") and get(job["base"]).bounded:
+            groups.setdefault((job["attack"], job["kind"], get(job["base"]).norm),
+                              []).append(job)
+    for members in groups.values():
+        prev: list[tuple | None] = [None, None, None]
+        for job in sorted(members, key=lambda j: j["eps"]):
+            own = out[job["key"]][:3]
+            closed = tuple(r if r is None or p is None else _worst_case(r, p, y)
+                           for r, p in zip(own, prev, strict=True))
+            out[job["key"]] = (*closed, own[2])
+            prev = [c if c is not None else p for c, p in zip(closed, prev, strict=True)]
+    return out
+
+
 def l2_ball_on_grid(xa: np.ndarray, x0: np.ndarray, eps: float, step: float) -> np.ndarray:
     """``xa`` (on the input grid of step ``step``, as ``x0``) moved into the L2 ball of radius
     ``eps`` around ``x0`` on that grid: a perturbation larger than ``eps`` is scaled to ``eps``
@@ -120,10 +156,10 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
     clean = {"host": clean_k / n, "keras": float(np.mean(pk == y)),
              "device": None if pd is None else float(np.mean(pd == y)), "host_device_equal": eq,
              "n": n, "ci": wilson(clean_k, n)}
-    half_acc: dict[tuple[str, float | None], float] = {}
-    half_run: dict[str, tuple] = {}
-    rows = []
-    for job in sorted(jobs, key=lambda j: not j["half"]):  # half-budget runs first
+    # every run projected onto its ball and scored: (input, L-inf, L2, size, host, Keras and
+    # device top-1, per-image host/device mismatch)
+    runs: dict[tuple[str, bool], tuple] = {}
+    for job in jobs:
         spec = get(job["base"])
         eps = job["eps"]
         xa = grid(job["adv"])
@@ -136,14 +172,15 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
         delta = (xa - x0).reshape(n, -1)
         linf, l2 = np.abs(delta).max(1), np.sqrt((delta ** 2).sum(1))
         ph, pk, pd, bad = run_all(xa)
-        size = l2 if spec.norm == "l2" else linf
-        run = (xa, linf, l2, size, ph, pk, pd, bad)
-        run_ph, run_size = ph, size  # the full-budget run alone
-        if job["half"]:
-            half_run[job["key"]] = run
-        elif job["key"] in half_run:  # the full budget includes the half run: worst case
-            run = _worst_case(run, half_run[job["key"]], y)
-            xa, linf, l2, size, ph, pk, pd, bad = run
+        runs[(job["key"], job["half"])] = (xa, linf, l2, ph, pk, pd, bad, spec.norm)
+    full = [j for j in jobs if not j["half"]]
+    series = _closed_series(full, runs, y)
+    rows = []
+    for job in full:
+        spec = get(job["base"])
+        eps = job["eps"]
+        half_run, alone, run, own = series[job["key"]]
+        xa, linf, l2, size, ph, pk, pd, bad = run
         eq = None if bad is None else not bad.any()
         levels = [eps] if eps is not None else [
             *(cfg.l2_eps if spec.norm == "l2" else cfg.eps), None]
@@ -152,14 +189,12 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
             lim = None if eps is not None else e
             acc = {w: _robust_acc(ok, y, p, size, lim)
                    for w, p in (("host", ph), ("keras", pk), ("device", pd))}
-            if job["half"]:
-                half_acc[(job["key"], e)] = acc["host"]  # type: ignore[assignment]
-                continue
             robust = int(round(acc["host"] * n))  # type: ignore[operator]
             broken = ok & (ph != y)
-            half = half_acc.get((job["key"], e))
-            run_acc = _robust_acc(ok, y, run_ph, run_size, lim)
-            rows.append({
+            half = None if half_run is None else _robust_acc(ok, y, half_run[4], half_run[3],
+                                                             lim)
+            run_acc = _robust_acc(ok, y, alone[4], alone[3], lim)
+            row = {
                 "attack": job["attack"], "title": job.get("title", spec.title),
                 "kind": job["kind"], "norm": spec.norm, "eps": e, "bounded": spec.bounded,
                 "sanity": job.get("sanity", False), "acc": acc, "n": n, "robust": robust,
@@ -173,7 +208,11 @@ def score(label: str, g: Any, host: oracles.Oracle, keras_o: oracles.Oracle,
                 else None,
                 "half_acc": half, "run_acc": run_acc,
                 "converged": None if half is None else
-                converged(half, run_acc, acc["host"], n)})  # type: ignore[arg-type]
+                converged(half, run_acc, acc["host"], n)}  # type: ignore[arg-type]
+            own_acc = None if own is None else _robust_acc(ok, y, own[4], own[3], lim)
+            if own_acc is not None and own_acc != acc["host"]:
+                row["own_eps_acc"] = own_acc  # the smaller epsilons' adversarials broke more
+            rows.append(row)
     return {"model": label, "n": n, "integer": g is not None,
             "device": device.name if device is not None else None, "clean": clean,
             "rows": rows, "eps": list(cfg.eps), "l2_eps": list(cfg.l2_eps),
