@@ -213,14 +213,17 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
 
         for job in jobs:
             run(job)
-        factor = 1
-        while factor < cfg.converge_up_to:
-            todo = _not_converged(score(label, g, host, keras_o, None, x, y, jobs, cfg), jobs)
+        while True:
+            # each cell's own factor: one that converged at 1x can fail later, when the closure
+            # over epsilons brings in another epsilon's doubled run
+            todo = [j for j in _not_converged(score(label, g, host, keras_o, None, x, y, jobs,
+                                                    cfg), jobs)
+                    if 2 * j.get("factor", 1) <= cfg.converge_up_to]
             if not todo:
                 break
-            factor *= 2
             bar.total += len(todo)
             for job in todo:  # this run becomes the half of one at twice its budget
+                factor = 2 * job.get("factor", 1)
                 log(f"[attack] {job['key']}: not converged at {factor // 2}x the budget; "
                     f"running it at {factor}x")
                 jobs.remove(next(j for j in jobs if j["half"] and j["key"] == job["key"]))
