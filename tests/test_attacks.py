@@ -563,7 +563,8 @@ def test_robust_accuracy_is_closed_over_smaller_epsilons() -> None:
     assert "own_eps_acc" not in r1
     # at 0.2 every image broken within 0.1 counts as broken (the adversarial is in the ball)
     assert (r2["acc"]["host"], r2["robust"], r2["found"]) == (0.4, 4, 6)
-    assert (r2["half_acc"], r2["run_acc"], r2["own_eps_acc"]) == (0.6, 0.4, 0.9)
+    # each series at 0.2 against the figure shown at 0.1 (images 0-4 broken)
+    assert (r2["half_acc"], r2["run_acc"], r2["own_eps_acc"]) == (0.5, 0.4, 0.9)
     # the masking check reads the run at 0.2 alone, so its rise still shows
     res["masking"] = diagnose(res)
     c = check(res, "large-eps")
@@ -574,3 +575,21 @@ def test_robust_accuracy_is_closed_over_smaller_epsilons() -> None:
     res = score("m", None, _FirstPixel(), _FirstPixel(), None, x, y, jobs, cfg)
     assert row(res, "square", 0.2)["acc"]["host"] == 0.3
     assert "own_eps_acc" not in row(res, "square", 0.2)
+    # a smaller epsilon that did not converge (its half run broke nothing, its run images 0-4)
+    # does not make a larger one unconverged whose own runs agree (both break images 5-6)
+    jobs = [job(0.1, False, range(5)), job(0.1, True, range(0)), job(0.2, False, range(5, 7)),
+            job(0.2, True, range(5, 7))]
+    res = score("m", None, _FirstPixel(), _FirstPixel(), None, x, y, jobs, cfg)
+    assert row(res, "square", 0.1)["converged"] is False
+    assert row(res, "square", 0.2)["converged"] is True
+    assert row(res, "square", 0.2)["acc"]["host"] == 0.3
+    # own figures that fall steadily do not flag, however far the closure lowers them: the
+    # check compares each epsilon's run alone with the smaller epsilon's run alone
+    cfg3 = R.for_dataset("digits", attacks=("square",), eps=(0.1, 0.2, 0.3), l2_eps=(0.5,))
+    jobs = [job(0.1, False, range(2)), job(0.2, False, range(2, 5)),
+            job(0.3, False, range(5, 9))]
+    res = score("m", None, _FirstPixel(), _FirstPixel(), None, x, y, jobs, cfg3)
+    assert [row(res, "square", e)["acc"]["host"] for e in (0.1, 0.2, 0.3)] == [0.8, 0.5, 0.1]
+    assert [row(res, "square", e).get("own_eps_acc") for e in (0.2, 0.3)] == [0.7, 0.6]
+    res["masking"] = diagnose(res)
+    assert not any("rises" in e for e in check(res, "large-eps")["evidence"])

@@ -77,14 +77,16 @@ def diagnose(result: dict) -> dict:
     for attack in sorted({r["attack"] for r in rows if r["bounded"]}):
         seq = sorted((r["eps"], r) for r in rows if r["attack"] == attack and r["bounded"])
         for (e0, r0), (e1, r1) in zip(seq, seq[1:], strict=False):
-            # the run at e1 alone: the scoring closes each figure over the smaller epsilons'
-            # adversarials, so a run that breaks fewer images at a larger eps shows only there
-            own = r1.get("own_eps_acc", r1["acc"]["host"])
-            if own > r0["acc"]["host"] + tol:
+            # each epsilon's run alone: the scoring closes each figure over the smaller
+            # epsilons' adversarials, so a run that breaks fewer images at a larger eps shows
+            # only in the runs' own figures
+            own0 = r0.get("own_eps_acc", r0["acc"]["host"])
+            own1 = r1.get("own_eps_acc", r1["acc"]["host"])
+            if own1 > own0 + tol:
                 closed = "" if "own_eps_acc" not in r1 else \
-                    f" (its run there alone; {_fmt(r1)} with the smaller epsilons' adversarials)"
-                bad.append(f"{r0['title']}: accuracy rises from {_fmt(r0)} at eps {e0:g} to "
-                           f"{own:.3f} at eps {e1:g}{closed}")
+                    f" (each run alone; {_fmt(r1)} with the smaller epsilons' adversarials)"
+                bad.append(f"{r0['title']}: accuracy rises from {own0:.3f} at eps {e0:g} to "
+                           f"{own1:.3f} at eps {e1:g}{closed}")
         if len(seq) > 1:
             (e0, r0), (e1, r1) = seq[0], seq[-1]
             ev.append(f"{r0['title']} {_fmt(r0)} at eps {e0:g} -> {_fmt(r1)} at {e1:g}")
