@@ -418,14 +418,15 @@ DENSE_POOL = {2: ((16, 16), None), 5: ((5, 5), 1875), 8: ((5, 5), 1875)}
 
 
 def _dense_graph(seed: int) -> Graph:
-    """Dense layers with int8 weights (the int16-pair SMLAD kernel, two rows per pass) on a
+    """Dense layers with int8 weights (the int16-pair SMLAD kernel, three rows per pass) on a
     flat vector of 1-131 values (mostly not a multiple of 4: the int16 tail): the graph's int8
     or uint8 input, or (DENSE_POOL) the int32 window sums of a global average pooling of an
     int8 map (DS-CNN's 5x5 clamped at +-1875, and 16x16 up to -32768..32512: int16 lanes at
-    their limits); 1, 2, 3 and many output rows (an odd last row alone), random weights and
-    all +127 / -128 / 0, outputs into saturation (int8 and uint8, 4-bit and full clamps); most
-    layers get tie-free 64-bit constants, some (a multiplier past int32 at shift 32, a tie)
-    the 64-bit path. Each layer is the 1x1 conv of _layer on a 1x1 map, made a dense layer."""
+    their limits); 1, 2, 3 and many output rows (0, 1 or 2 left after the passes of 3),
+    random weights and all +127 / -128 / 0, outputs into saturation (int8 and uint8, 4-bit and
+    full clamps); most layers get tie-free 64-bit constants, some (a multiplier past int32 at
+    shift 32, a tie) the 64-bit path. Each layer is the 1x1 conv of _layer on a 1x1 map, made
+    a dense layer."""
     rng = np.random.default_rng(11000 + seed)
     n = int([1, 2, 3, 5, 7, 13, 64, 131, 64][seed])
     dtype = "uint8" if seed % 3 == 1 else "int8"

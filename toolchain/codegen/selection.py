@@ -36,7 +36,7 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     at most POOL_MAX_TAPS taps: int16 pairs).
     Dense: "fast" (int8 weights, no residual, on an int8 or uint8 vector or an int32 one whose
     values fit int16, e.g. a pooling's window sums, not the model input: int16 pairs and SMLAD,
-    two rows per pass).
+    three rows per pass).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
     if n.op == "dense":
         int16 = (src.dtype == "int32" and src.qmin >= -(1 << 15) and src.qmax < (1 << 15)

@@ -200,7 +200,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
             if n.op == "avgpool":
                 fast_codes.add("pool")  # int16 pairs of window sums, no scratch
             elif n.op == "dense":
-                fast_codes.add("dense")  # the input vector as int16 pairs, two rows per pass
+                fast_codes.add("dense")  # the input vector as int16 pairs, three rows per pass
                 pair_shorts |= {SHORT[ins[0].dtype]} - {"i32"}
             elif n.op == "depthwise_conv2d" and variant == "fastu":
                 fast_codes.add("dwu")  # byte lanes: no weight decoding, no int16 pairs
