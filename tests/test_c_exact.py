@@ -32,6 +32,14 @@ def probe_graphs() -> dict[str, Graph]:
     return {name: frontend.convert_model(randomized(name), name=name) for name in PROBES}
 
 
+def _with_dense(probe_graphs: dict[str, Graph]) -> dict[str, Graph]:
+    """The probes and the random dense layers of tests/test_kernel_shapes.py on an int8, a
+    uint8 and a pooled int32 vector (the optimized dense kernel's three input types)."""
+    from test_kernel_shapes import _dense_graph
+
+    return {**probe_graphs, **{f"dense{seed}": _dense_graph(seed) for seed in (0, 1, 2)}}
+
+
 def _inputs(g: Graph, digits: Any, n_random: int = 40) -> np.ndarray:
     t = g.tensors[g.input]
     real = reference.quantize_input(g, digits.x_test[:40])
@@ -94,7 +102,7 @@ def test_probe_paths_are_covered(probe_graphs) -> None:
 @pytest.mark.parametrize("cpu", ARM_CPUS, ids=["m4", "m7", "m33"])
 def test_generated_c_is_warning_free_for_cortex_m(probe_graphs, tmp_path: Path,
                                                    cpu: list[str]) -> None:
-    for name, g in probe_graphs.items():
+    for name, g in _with_dense(probe_graphs).items():
         for packing in ("2bit", "base3"):
             g.options["packing"] = packing
             cdir = tmp_path / f"{name}-{packing}"
@@ -128,7 +136,7 @@ def test_generated_c_is_warning_free_with_clang(probe_graphs, tmp_path: Path,
     """clang is stricter than gcc about unused static functions in generated code."""
     if shutil.which("clang") is None:
         pytest.fail("clang is not installed (scripts/setup.sh installs it)")
-    for name, g in probe_graphs.items():
+    for name, g in _with_dense(probe_graphs).items():
         for packing in ("2bit", "base3"):
             g.options.update(packing=packing)
             cdir = tmp_path / f"{name}-{packing}"

@@ -38,7 +38,7 @@ def test_both_kernel_sets_match_reference(residual_graph, digits_data, tmp_path:
 
 
 def _op(layer: codegen.Layer) -> str:
-    return "dwconv2d" if layer.op == "depthwise_conv2d" else "conv2d"
+    return {"depthwise_conv2d": "dwconv2d", "dense": "dense"}.get(layer.op, "conv2d")
 
 
 @pytest.mark.parametrize("packing", ["2bit", "base3"])

@@ -30,7 +30,7 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], kind: str, mode: 
         return np.zeros(shape, np.int64)
     if kind == "int8":
         w = rng.integers(-128, 128, size=shape)
-        w.reshape(-1)[:2] = (-128, 127)
+        w.reshape(-1)[:2] = (-128, 127)[:w.size]
         return w
     return rng.integers(-1, 2, size=shape)
 
@@ -410,3 +410,93 @@ def test_fast_average_pooling_matches_reference_on_random_layers(seed: int,
         assert len({env[node.output].tobytes() for env in envs}) > 1, node.name
     sums = np.concatenate([env[g.nodes[2].output].reshape(-1) for env in envs])
     assert sums.min() == -128 * taps[2] and sums.max() == 127 * taps[2]  # extremes reached
+
+
+# the int32 vector a global average pooling (identity requantization) hands a dense layer, as
+# in DS-CNN and ResNet-8: its window (the sums' range) and clamp, per seed of _dense_graph
+DENSE_POOL = {2: ((16, 16), None), 5: ((5, 5), 1875), 8: ((5, 5), 1875)}
+
+
+def _dense_graph(seed: int) -> Graph:
+    """Dense layers with int8 weights (the int16-pair SMLAD kernel, three rows per pass) on a
+    flat vector of 1-131 values (mostly not a multiple of 4: the int16 tail): the graph's int8
+    or uint8 input, or (DENSE_POOL) the int32 window sums of a global average pooling of an
+    int8 map (DS-CNN's 5x5 clamped at +-1875, and 16x16 up to -32768..32512: int16 lanes at
+    their limits); 1, 2, 3 and many output rows (0, 1 or 2 left after the passes of 3),
+    random weights and all +127 / -128 / 0, outputs into saturation (int8 and uint8, 4-bit and
+    full clamps); most layers get tie-free 64-bit constants, some (a multiplier past int32 at
+    shift 32, a tie) the 64-bit path. Each layer is the 1x1 conv of _layer on a 1x1 map, made
+    a dense layer."""
+    rng = np.random.default_rng(11000 + seed)
+    n = int([1, 2, 3, 5, 7, 13, 64, 131, 64][seed])
+    dtype = "uint8" if seed % 3 == 1 else "int8"
+    qmin, qmax = RANGE[dtype]
+    xstd = 74.0  # of a random input value
+    tensors: dict[str, Tensor] = {"x": Tensor("x", (n,), dtype, 1.0, qmin, qmax)}
+    nodes: list[Node] = []
+    if seed in DENSE_POOL:
+        (h, w), clamp = DENSE_POOL[seed]
+        tensors["x"] = Tensor("x", (h, w, n), "int8", 1.0, -128, 127)
+        qmin, qmax = (-clamp, clamp) if clamp else (-128 * h * w, 127 * h * w)
+        xstd = float(np.sqrt(h * w) * 74.0)
+        tensors["pool"] = Tensor("pool", (1, 1, n), "int32", 1.0, qmin, qmax)
+        nodes.append(Node(f"pool{h}x{w}", "avgpool", ["x"], "pool",
+                          {"in_shape": [h, w, n], "pool": [h, w], "stride": [1, 1],
+                           "pad": [0, 0, 0, 0], "out_channels": n, "clamp": [qmin, qmax],
+                           "requant": "exact"},
+                          {"mult": np.ones(n, np.int32), "shift": np.zeros(n, np.int32),
+                           "offset": np.zeros(n, np.int64)}))
+    src = tensors[nodes[0].output] if nodes else tensors["x"]
+    cases = [("random", 1, (18, 22)), ("random", 2, (20, 40)), ("random", 3, (18, 22)),
+             ("random", 37, (20, 40)), ("random", 20, (18, 22)), ("plus", 5, (20, 40)),
+             ("minus", 4, (18, 22)), ("zero", 3, (20, 40))]
+    for i, (mode, oc, shifts) in enumerate(cases):
+        node, out = _layer(rng, i, Tensor(src.name, (1, 1, n), src.dtype, 1.0, qmin, qmax),
+                           "conv2d", "int8", mode, 1, 1, "valid", oc=oc, shifts=shifts)
+        w = node.arrays["weights"].reshape(oc, n).astype(np.int64)
+        w = w * (127 if mode == "plus" else 128 if mode == "minus" else 1)  # +127, -128 or 0
+        node.arrays["weights"] = w.astype(np.int8)
+        # a random input's sums spread over the clamp range and beyond it (the worst-case
+        # span of _layer leaves a long row a few output levels), around its middle
+        lo, hi = node.attrs["clamp"]
+        shift = node.arrays["shift"].astype(np.int64)
+        spread = np.sqrt(n) * (74.0 if mode == "random" else 127.0) * xstd
+        mult = (2.0 ** shift * (hi - lo + 1) / (2 * spread) * rng.uniform(0.5, 1.5, oc)
+                * rng.choice([-1, 1], oc)).astype(np.int64)
+        mult = np.clip(mult, -(2**31 - 1), 2**31 - 1)
+        node.arrays["mult"] = mult.astype(np.int32)
+        node.arrays["offset"] = ((2.0 ** shift * rng.uniform(lo, hi + 1, oc)).astype(np.int64)
+                                 - mult * w.sum(axis=1) * ((qmin + qmax) // 2))
+        node.op, node.name = "dense", f"d{i}_{mode}_n{n}_oc{oc}_s{shifts[0]}"
+        node.inputs = [src.name]
+        node.attrs = {"weight_kind": "int8", "in_features": n, "out_channels": oc,
+                      "clamp": node.attrs["clamp"], "requant": "quantized"}
+        out = Tensor(out.name, (oc,), out.dtype, 1.0, out.qmin, out.qmax)
+        nodes.append(node)
+        tensors[out.name] = out
+    return _graph_of(f"dense{seed}", tensors, nodes, 0)
+
+
+@pytest.mark.parametrize("seed", range(9))
+def test_fast_dense_matches_reference_on_random_layers(seed: int, tmp_path: Path) -> None:
+    g = _dense_graph(seed)
+    model = codegen.write(g, tmp_path / "c")
+    layers = [x for x in model.layers if x.op == "dense"]
+    assert len(layers) == 8 and all(x.kernel.endswith("_fast") for x in layers)
+    assert all(x.kernel.startswith("stq_dense_i8_i32_") for x in layers) == (seed in DENSE_POOL)
+    proven = [x.p["req32"] != "NULL" for x in layers]
+    assert any(proven) and not all(proven), proven  # both requantization paths
+    envs = _every_layer_equals_reference(g, tmp_path, np.random.default_rng(1100 + seed), 12)
+    dense = [node for node in g.nodes if node.op == "dense"]
+    for node in dense[:5]:  # outputs vary across inputs (not the constant-weight layers)
+        outs = {env[node.output].tobytes() for env in envs}
+        assert len(outs) > 1, node.name
+    if seed in DENSE_POOL and DENSE_POOL[seed][1] is None:  # int16 lanes at both limits
+        sums = np.stack([env["pool"] for env in envs])
+        assert sums.min() == -32768 and sums.max() == 127 * 256
+    ends = set()  # the layers saturate: some outputs at the clamp's floor, some at its top
+    for node in dense:
+        lo, hi = node.attrs["clamp"]
+        y = np.stack([env[node.output] for env in envs])
+        ends |= ({"lo"} if np.any(y == lo) else set()) | ({"hi"} if np.any(y == hi) else set())
+    assert ends == {"lo", "hi"}

@@ -191,3 +191,27 @@ def test_random_fused_residual_layers_bit_exact_on_qemu(tmp_path: Path, seed: in
         assert model.layers[1].kernel.endswith(("_resi8_fastu", "_resu8_fastu",
                                                 "_resi8_fastu3", "_resu8_fastu3"))
         _check_on_qemu(g, tmp_path / how / "out", tmp_path / how / "build", n=6)
+
+
+@pytest.mark.parametrize("seed", [2, 5, 6, 7])
+def test_random_dense_layers_bit_exact_on_qemu(tmp_path: Path, seed: int) -> None:
+    """Dense layers with int8 weights (tests/test_kernel_shapes.py _dense_graph: 3, 13, 64 and
+    131 values, int8, uint8 and the int32 sums of a global average pooling at DS-CNN's clamp
+    and at the int16 limits; 1, 2, 3, 20 and 37 output rows, random and all +127 / -128 / 0
+    weights, the tie-free and the 64-bit requantization, saturating outputs) through SXTB16
+    and SMLAD, each layer a model of its own (the board returns the last output alone), on
+    random inputs and both extremes."""
+    from test_kernel_shapes import _dense_graph
+
+    full = _dense_graph(seed)
+    pool = [n for n in full.nodes if n.op == "avgpool"]
+    for node in full.nodes[len(pool):]:
+        tensors = {t: full.tensors[t] for t in ["x", node.output] + [n.output for n in pool]}
+        g = Graph(f"dense{seed}_{node.name}", tensors, pool + [node], "x", node.output,
+                  full.input_format, {}, dict(full.options))
+        model = codegen.write(g, tmp_path / node.name / "c")
+        assert model.layers[-1].kernel.endswith("_fast")
+        xs = _random_inputs(g, 8, seed=seed)
+        xs[1] = g.tensors["x"].qmin
+        _check_on_qemu(g, tmp_path / node.name / "out", tmp_path / node.name / "build", n=8,
+                       xs=xs)

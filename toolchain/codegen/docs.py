@@ -46,6 +46,11 @@ def kernel_doc(n: Node, wk: str | None, ins: list[Tensor], out: Tensor, variant:
                      "values 0..255 (the converter picks it only for such tensors); p->offset "
                      "or p->req32: the constants of toolchain/ir/t2u.py; scratch: "
                      "conv2d_fastu_get_buffer_size().")
+    elif variant == "fast" and n.op == "dense":
+        lines.append(f"Optimized (SMLAD int16 pairs, three rows per pass): same results as "
+                     f"{ref_fn} for every input; p->req32: the tie-free 64-bit constants of "
+                     "toolchain/ir/requant64.py or NULL; "
+                     "scratch: dense_fast_get_buffer_size().")
     elif variant == "fast":
         lines.append(f"Optimized (SMLAD int16 pairs): same results as {ref_fn} for every "
                      "input; scratch: conv2d_fast_get_buffer_size().")

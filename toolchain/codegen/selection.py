@@ -34,7 +34,16 @@ def fast_variant(n: Node, wk: str | None, src: Any, kernels: str,
     reference).
     Average pooling: "fast" (int8 input, identity requantization, whole groups of 4 channels,
     at most POOL_MAX_TAPS taps: int16 pairs).
+    Dense: "fast" (int8 weights, no residual, on an int8 or uint8 vector or an int32 one whose
+    values fit int16, e.g. a pooling's window sums, not the model input: int16 pairs and SMLAD,
+    three rows per pass).
     An int8 model input is never trusted to stay in its range (the caller writes it)."""
+    if n.op == "dense":
+        int16 = (src.dtype == "int32" and src.qmin >= -(1 << 15) and src.qmax < (1 << 15)
+                 and not model_input)
+        ok = (kernels == "optimized" and wk == "i8" and not n.has_residual
+              and (src.dtype in ("int8", "uint8") or int16))
+        return "fast" if ok else None
     if n.op == "avgpool":
         kh, kw = (int(v) for v in n.attrs["pool"])
         ok = (kernels == "optimized" and src.dtype == "int8" and identity_requant(n)
@@ -68,6 +77,8 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
     the host and compares them with this for every layer kind; average pooling needs none."""
     if op == "avgpool":
         return 0
+    if op == "dense":  # <prefix>dense_fast_get_buffer_size(): as the TFLite FULLY_CONNECTED's
+        return fc_buffer_bytes(int(p["in_c"]))
     if op == "depthwise_conv2d" and variant == "fastu":  # dwconv2d_fastu_get_buffer_size():
         # ring slot tags, k_h padded rows and a zero row of (out_w - 1) * stride_w + k_w pixels
         wp = (int(p["out_w"]) - 1) * int(p["stride_w"]) + int(p["k_w"])
@@ -84,6 +95,13 @@ def fast_buffer_bytes(p: dict, variant: str = "fast", op: str = "conv2d") -> int
         decoded = groups * int(p["out_c"]) if variant == "fastu3" else 0  # 2-bit rows
         return (FAST_PIXELS * 4 + 4) * groups + 4 * int(p["out_c"]) + decoded
     return (FAST_PIXELS * 8 + 4) * groups
+
+
+def fc_buffer_bytes(in_c: int) -> int:
+    """Scratch bytes of the fully connected kernels (stq dense, TFLite FULLY_CONNECTED): the
+    input vector as int16 pairs, 2 bytes per value of the whole groups of 4, and a tail of 4
+    int16 (templates/support/fc_rows.j2)."""
+    return 2 * (in_c & ~3) + 8
 
 
 def weight_code(node: Node, packing: str) -> str:
@@ -123,6 +141,6 @@ def tfl_fast_buffer_bytes(p: dict, op: str) -> int:
     if op == "tfl_add":
         return 2 * 256 * 4
     if op == "tfl_fully_connected":
-        return 2 * (int(p["in_c"]) & ~3) + 8
+        return fc_buffer_bytes(int(p["in_c"]))
     col = int(p["k_h"]) * int(p["k_w"]) * int(p["in_c"])
     return 4 * (col & ~3) + 16

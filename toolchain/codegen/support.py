@@ -48,6 +48,8 @@ def support_symbols(uses_t3: bool, fast_codes: set[str], im2col_shorts: list[str
         s.functions.add("dwconv2d_fastu_get_buffer_size")
     if "i8" in fast_codes:
         s.functions.add("dot_i8")
+    if "dense" in fast_codes:
+        s.functions.add("dense_fast_get_buffer_size")
     return s
 
 

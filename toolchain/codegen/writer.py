@@ -57,6 +57,7 @@ TEMPLATE = {op: f"reference/{op}.c.j2" for op in ("conv2d", "depthwise_conv2d", 
 DW_FAST_TEMPLATE = {"fast": "optimized/dwconv_fast.c.j2",
                     "fastu": "optimized/dwconv_fastu.c.j2"}
 POOL_FAST_TEMPLATE = {"fast": "optimized/avgpool_fast.c.j2"}
+DENSE_FAST_TEMPLATE = {"fast": "optimized/dense_fast.c.j2"}
 FAST_TEMPLATE = {"fast4": "optimized/conv2d_fast4.c.j2", "fast": "optimized/conv2d_fast.c.j2",
                  "fastu": "optimized/conv2d_fastu.c.j2", "fastu3": "optimized/conv2d_fastu.c.j2"}
 SOURCES = {"model.h": "api/model.h.j2", "kernels.h": "api/kernels.h.j2",
@@ -181,13 +182,16 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         if variant is not None:
             fn, template = f"{ref_fn}_{variant}", (
                 DW_FAST_TEMPLATE if n.op == "depthwise_conv2d" else
-                POOL_FAST_TEMPLATE if n.op == "avgpool" else FAST_TEMPLATE)[variant]
+                POOL_FAST_TEMPLATE if n.op == "avgpool" else
+                DENSE_FAST_TEMPLATE if n.op == "dense" else FAST_TEMPLATE)[variant]
             scratch_bytes = max(scratch_bytes, fast_buffer_bytes(p, variant, n.op))
             if req is not None:
                 what = ("byte-lane masks and constants" if n.op == "depthwise_conv2d" else
                         "32-bit requantization (m, o - 255 * (-1 weights) * m - clamp_min * "
                         f"2^s, s{', m2' if len(ins) == 2 else ''})") \
-                    if variant in ("fastu", "fastu3") else "32-bit requantization (m, o, s)"
+                    if variant in ("fastu", "fastu3") else \
+                    "tie-free 64-bit requantization (m, o + 2^(s-1) low and high words, s - 32)" \
+                    if n.op == "dense" else "32-bit requantization (m, o, s)"
                 arrays.append(CArray(f"{prefix}q_{base}_req32", "int32_t", req,
                                      f"{n.name}: {what}"))
                 p["req32"] = f"{prefix}q_{base}_req32"
@@ -195,6 +199,9 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
             odd_c = int(p["in_c"]) % 4 != 0  # the im2col needs its byte patch
             if n.op == "avgpool":
                 fast_codes.add("pool")  # int16 pairs of window sums, no scratch
+            elif n.op == "dense":
+                fast_codes.add("dense")  # the input vector as int16 pairs, three rows per pass
+                pair_shorts |= {SHORT[ins[0].dtype]} - {"i32"}
             elif n.op == "depthwise_conv2d" and variant == "fastu":
                 fast_codes.add("dwu")  # byte lanes: no weight decoding, no int16 pairs
             elif n.op == "depthwise_conv2d":
@@ -298,6 +305,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
         "pair_shorts": pair_shorts | {s["short"] for s in im2col_types},
         "uses_dw_fast": "dw" in fast_codes, "uses_dwu_fast": "dwu" in fast_codes,
         "uses_fast4": "fast4" in fast_codes, "uses_pool_fast": "pool" in fast_codes,
+        "uses_dense_fast": "dense" in fast_codes,
         "record_fields": [{"name": f.name, "decl": f.decl(prefix), "doc": f.doc}
                           for f in record.FIELDS],
         "record_bytes": record.RECORD_BYTES,

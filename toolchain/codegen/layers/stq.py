@@ -37,7 +37,8 @@ def fast_constants(n: Node, ins: list[Tensor], variant: str | None
     """The variant a fast layer really gets and its constants: the byte-lane depthwise table
     (toolchain/ir/dwlanes) for variant "fastu" of a depthwise layer, or "fast" with req32
     when some channel has none; for "fast4" the tie-free 64-bit constants
-    (toolchain/ir/requant64), or "fast" with req32 when some channel has none; None for the
+    (toolchain/ir/requant64), or "fast" with req32 when some channel has none; for a dense
+    layer's "fast" the tie-free constants or None (the 64-bit requantization); None for the
     USADA8 conv (t2u_constants); req32 for the other fast kernels."""
     if variant == "fastu" and n.op == "depthwise_conv2d":
         a = n.arrays
@@ -47,6 +48,11 @@ def fast_constants(n: Node, ins: list[Tensor], variant: str | None
         if tab is not None:
             return variant, tab
         variant = "fast"
+    if variant == "fast" and n.op == "dense":  # the tie-free 64-bit constants, or none
+        a = n.arrays
+        return variant, tie_free_constants(node_rows(n.op, a["weights"]), a["mult"],
+                                           a["offset"], a["shift"], int(ins[0].qmin),
+                                           int(ins[0].qmax))
     if variant == "fast4":  # needs the tie-free 64-bit constants, else the SMLAD kernel
         a = n.arrays
         k = tie_free_constants(node_rows(n.op, a["weights"]), a["mult"], a["offset"],
