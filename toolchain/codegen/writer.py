@@ -248,9 +248,12 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
                             "x".join(map(str, out.shape)), out.dtype, p,
                             [a.symbol for a in arrays[start:]]))
 
+    helpers: list[str] = []  # functions a kernel's body defines beside the kernel itself
     for fn, (template, ctx) in pending.items():
         bodies[fn] = env.get_template(template).render(**ctx, needs64=wide[fn],
                                                        has32=narrow[fn])
+        if template == DENSE_FAST_TEMPLATE["fast"] and wide[fn]:
+            helpers.append(f"{ctx['ref_fn']}_fast_out64")  # NOINLINE: in the ELF
     t2u = {fn: ctx for fn, (template, ctx) in pending.items()
            if template == FAST_TEMPLATE["fastu"]}
     t2u_dot = any(wide[fn] for fn in t2u)  # the per-channel dot loop: 64-bit layers, odd rows
@@ -315,7 +318,7 @@ def generate(g: Graph, kernels: str = "optimized", prefix: str = DEFAULT_PREFIX,
     files = {f"{fp}{name}": env.get_template(tpl).render(**ctx)
              for name, tpl in SOURCES.items()}
     return CModel(files, prefix, ctx["arena_bytes"], offsets, arrays, layers, weight_bytes,
-                  list(bodies), support, kernels, scratch_bytes, planner, arena)
+                  [*bodies, *helpers], support, kernels, scratch_bytes, planner, arena)
 
 
 def write(g: Graph, outdir: Path, kernels: str = "optimized",
