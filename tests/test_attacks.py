@@ -329,6 +329,76 @@ def test_square_restarts_are_the_budget_once_above_one(digits_h5: Path, digits_o
     assert one["rows"][0]["acc"]["host"] >= r["acc"]["host"]
 
 
+def test_hsj_restarts_are_seeds_sharing_their_chunks(digits_h5: Path, digits_outdir: Path,
+                                                    tmp_path: Path) -> None:
+    """--hsj-restarts R > 1: restart r is HopSkipJump with seed + r x SEED_STRIDE, its own
+    chunks (restart 0 is the plain run, byte for byte), per image the smallest misclassifying
+    perturbation; halving and doubling are in restarts and a run with more restarts reuses the
+    first ones' chunks (nothing attacked twice); the run id does not depend on R; bad R and R
+    with --max-queries refused."""
+    from toolchain.errors import StqError
+
+    cfg2 = R.for_dataset("digits", budget="quick", hsj_iter=3, hsj_restarts=2)
+    assert (R.halved(cfg2, "hsj").hsj_restarts, R.halved(cfg2, "hsj").hsj_iter) == (1, 3)
+    assert R.doubled(cfg2, "hsj").hsj_restarts == 4
+    assert R.describe_budget(cfg2)["hsj"] == (
+        f"3 iterations x {cfg2.hsj_max_eval} evaluations x 2 restarts (seeds; per image the "
+        "smallest adversarial) (decisions only)")
+    with pytest.raises(StqError, match="--hsj-restarts must be >= 1"):
+        R.for_dataset("digits", hsj_restarts=0)
+    with pytest.raises(StqError, match="--max-queries caps one attack run"):
+        R.for_dataset("digits", hsj_restarts=2, max_queries=100)
+
+    x = np.zeros((3, 2), np.float32)
+    y = np.array([0, 1, 2])
+    a0, a1 = np.array([[3, 0], [1, 0], [0, 0]], np.float32), np.array([[1, 0], [2, 0], [0, 5]],
+                                                                      np.float32)
+    got = attacks_eval.smallest_adversarial(x, y, [(a0, np.array([1, 0, 2])),
+                                                   (a1, np.array([2, 0, 2]))])
+    # image 0: both misclassify, restart 1 is closer; 1: only restart 0; 2: neither (restart 0)
+    assert got.tolist() == [[1, 0], [1, 0], [0, 0]]
+
+    base = {"attacks": ("hsj",), "limit": 10, "chunk": 5, "hsj_iter": 2, "hsj_max_eval": 20,
+            "sanity": False}
+    plain = attacks_eval.evaluate(digits_h5, digits_outdir, R.for_dataset(
+        "digits", budget="quick", **base), "digits", tmp_path / "plain", log=quiet)
+
+    def chunks(d: str) -> list[dict]:
+        return [json.loads(ln) for ln in (tmp_path / d / "chunks.jsonl").read_text().splitlines()]
+
+    out = tmp_path / "restarts"
+    lines: list[str] = []
+    two = attacks_eval.evaluate(digits_h5, digits_outdir, R.for_dataset(
+        "digits", budget="quick", hsj_restarts=2, **base), "digits", out, log=lines.append)
+    recs = chunks("restarts")
+    assert sorted((c["key"], c["start"]) for c in recs) == [
+        ("hsj", 0), ("hsj", 5), ("hsj#r1", 0), ("hsj#r1", 5)]  # the half's restart 0 not twice
+    first = {(c["key"], c["start"]): c for c in chunks("plain")}
+    assert {c["run"] for c in recs} == {c["run"] for c in first.values()}  # R: not the run id
+    for c in recs:
+        if c["key"] == "hsj":
+            assert c["adv"] == first[("hsj", c["start"])]["adv"]  # restart 0: the plain run
+        else:  # another seed: other adversarials
+            assert c["adv"] != first[("hsj", c["start"])]["adv"]
+    (r2,) = (r for r in two["rows"] if r["eps"] == two["config"]["l2_eps"][0])
+    assert "x 2 restarts" in r2["budget"]
+    for p, t in zip(plain["rows"], two["rows"], strict=True):
+        assert t["acc"]["host"] <= p["run_acc"]  # restarts keep the stronger per image
+    four = attacks_eval.evaluate(digits_h5, digits_outdir, R.for_dataset(
+        "digits", budget="quick", hsj_restarts=4, **base), "digits", out, log=quiet)
+    recs = chunks("restarts")
+    assert sorted((c["key"], c["start"]) for c in recs) == sorted(
+        [("hsj", 0), ("hsj", 5)] + [(f"hsj#r{r}", s) for r in (1, 2, 3) for s in (0, 5)])
+    # r0, r1 reused; and a plain run's directory takes restarts, its chunks as restart 0
+    plain2 = attacks_eval.evaluate(digits_h5, digits_outdir, R.for_dataset(
+        "digits", budget="quick", hsj_restarts=2, **base), "digits", tmp_path / "plain",
+        log=quiet)
+    assert [r["acc"] for r in plain2["rows"]] == [r["acc"] for r in two["rows"]]
+    for t, f in zip(two["rows"], four["rows"], strict=True):
+        assert f["acc"]["host"] <= t["acc"]["host"]
+        assert f["half_acc"] == t["acc"]["host"]  # 4 restarts' half: the 2-restart run
+
+
 def test_masking_checks_fire_on_a_gradient_masking_model(fp_h5: Path, tmp_path: Path) -> None:
     """A hard quantizer with zero gradient in front of the FP model: PGD does nothing, even at
     the whole input range; Square and PGD through BPDA break it; the checks say so."""

@@ -90,7 +90,11 @@ def add_attack_arguments(p: argparse.ArgumentParser) -> None:
                        ("square-restarts", "Square restarts per image (each from the clean "
                         "image; above 1, --converge-up-to doubles restarts, not iterations)"),
                        ("boundary-iter", "Boundary iterations"),
-                       ("hsj-iter", "HopSkipJump iterations"), ("zoo-iter", "ZOO iterations")):
+                       ("hsj-iter", "HopSkipJump iterations"),
+                       ("hsj-restarts", "HopSkipJump restarts: runs with other seeds, per image "
+                        "the smallest adversarial (above 1, --converge-up-to doubles restarts; "
+                        "a run with more reuses the first ones' chunks)"),
+                       ("zoo-iter", "ZOO iterations")):
         p.add_argument(f"--{name}", type=int, help=f"{what} (default: from --budget)")
     p.add_argument("--zoo-step", type=float, help="ZOO finite-difference step (default 0.1)")
     p.add_argument("--eot", type=int, help="gradient samples of pgd-bpda (EOT, default 1)")
@@ -132,7 +136,8 @@ def run_attack(args: argparse.Namespace) -> int:
         pgd_iter=args.pgd_iter, pgd_restarts=args.pgd_restarts, apgd_iter=args.apgd_iter,
         cw_iter=args.cw_iter, square_iter=args.square_iter,
         square_restarts=args.square_restarts, boundary_iter=args.boundary_iter,
-        hsj_iter=args.hsj_iter, zoo_iter=args.zoo_iter, zoo_step=args.zoo_step,
+        hsj_iter=args.hsj_iter, hsj_restarts=args.hsj_restarts, zoo_iter=args.zoo_iter,
+        zoo_step=args.zoo_step,
         eot=args.eot, chunk=args.chunk, seed=args.seed,
         convergence=False if args.no_convergence else None,
         converge_up_to=args.converge_up_to, sanity=False if args.no_sanity else None)

@@ -248,7 +248,10 @@ def boundary(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: Non
 
 
 @attack("hsj", "HopSkipJump L2", "black-box", "l2", False, "hsj_iter",
-        lambda c: f"{c.hsj_iter} iterations x {c.hsj_max_eval} evaluations (decisions only)")
+        lambda c: f"{c.hsj_iter} iterations x {c.hsj_max_eval} evaluations"
+                  + (f" x {c.hsj_restarts} restarts (seeds; per image the smallest adversarial)"
+                     if c.hsj_restarts > 1 else "") + " (decisions only)",
+        restarts="hsj_restarts", per_seed=True)
 def hsj(clf: Any, x: np.ndarray, y: np.ndarray, cfg: AttackConfig, eps: None) -> np.ndarray:
     from art.attacks.evasion import HopSkipJump
 

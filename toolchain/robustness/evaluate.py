@@ -32,12 +32,15 @@ from toolchain.fsutil import ensure_writable_dir, write_text
 from toolchain.robustness import attacks as A
 from toolchain.robustness import oracles, targets
 from toolchain.robustness.registry import (
+    SEED_STRIDE,
     AttackConfig,
     describe_budget,
     doubled,
     epsilons,
     get,
     halved,
+    per_seed_fields,
+    seed_restarts,
 )
 from toolchain.robustness.scoring import score
 
@@ -83,7 +86,10 @@ def plan(cfg: AttackConfig, transfer_from: tuple[Path, ...]) -> list[dict]:
         for eps in epsilons(cfg, name):
             key = name if eps is None else f"{name}@{eps:g}"
             base = {"attack": name, "base": name, "eps": eps, "src": None, "kind": spec.threat,
-                    "sanity": False}
+                    "sanity": False,
+                    # restarts as runs with other seeds, each its own chunks (shared by the
+                    # half-budget, full and doubled jobs: they differ only in how many)
+                    "per_seed": seed_restarts(cfg, name) > 1}
             jobs.append({**base, "key": key, "half": False, "cfg": cfg})
             if cfg.convergence and spec.knob:
                 jobs.append({**base, "key": key, "half": True, "cfg": halved(cfg, name)})
@@ -160,10 +166,11 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     label = label or model_label(model_path)
     per_image = farm is not None and not replay
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
-                         # how far budgets may be doubled does not change any attack's chunks;
-                         # a field added later, at its default, leaves older runs resumable
+                         # how far budgets may be doubled, and how many per-seed restarts
+                         # run, do not change any attack's chunks; a field added later, at its
+                         # default, leaves older runs resumable
                          "cfg": {k: v for k, v in cfg.as_dict().items()
-                                 if k != "converge_up_to"
+                                 if k != "converge_up_to" and k not in per_seed_fields()
                                  and not (k in _AT_DEFAULT and _AT_DEFAULT[k] == v)},
                          "transfer": [str(p) for p in transfer_from],
                          "x": _digest(x, y),
@@ -279,56 +286,100 @@ def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
              log: Callable[[str], None], farm_device: Any = None) -> None:
     """Run (or resume) one job chunk by chunk; fills job adv, queries, seconds, attacked.
     With ``farm_device`` (a toolchain.farm FarmOracle) a black-box chunk is attacked one image
-    per work item over the farm's devices."""
+    per work item over the farm's devices. A per-seed restart job runs (or reuses) each of its
+    restarts' chunks and keeps, per image, the smallest misclassifying perturbation; restart
+    0's chunks are those of the plain run at the same configuration (key without tag), restart
+    r's are keyed ``#r<r>``."""
     cfg: AttackConfig = job["cfg"]
     rkey = job["key"] + job.get("tag", "") + ("~half" if job["half"] else "")
+    restarts = seed_restarts(cfg, job["base"]) if job.get("per_seed") else 0
     blackbox = job["kind"] == "black-box"
     size = cfg.chunk if blackbox else len(x)
     adv = x.copy()
     job.update(queries=0, seconds=0.0, exhausted=False, attacked=0)
     t_key = time.perf_counter()
+
+    def chunk(key: str, run_cfg: AttackConfig, start: int, predict: bool) -> dict:
+        rec = done.get((key, start))
+        if rec is not None:
+            if predict and "pred" not in rec:  # a plain run's chunk as restart 0
+                a = _unb64(rec["adv"], x[start:start + size].shape)
+                counted.budget, counted.queries = None, 0
+                counted.set_context(attack=key, start=start)
+                rec["pred"] = [int(p) for p in classifier(job).predict(a).argmax(1)]
+            return rec
+        sl = slice(start, start + size)
+        rec = {"key": key, "start": start, "n": len(x[sl]), "queries": 0, "exhausted": False}
+        t0 = time.perf_counter()
+        if blackbox:
+            counted.budget = None if cfg.max_queries is None else \
+                cfg.max_queries - job["queries"]
+            counted.queries = 0
+            counted.set_context(attack=key, start=start)
+            if job["exhausted"]:
+                a, rec["exhausted"] = x[sl], True
+            elif farm_device is not None:  # sharded by image over the farm's devices
+                a, q, rec["exhausted"] = farm_device.attack_chunk(
+                    job["base"], x[sl], y[sl], run_cfg, job["eps"], start, counted.budget)
+                counted.queries = q
+            else:
+                try:
+                    a = A.run(job["base"], classifier(job), x[sl], y[sl], run_cfg, job["eps"])
+                except oracles.BudgetExhausted:
+                    a, rec["exhausted"] = x[sl], True
+        else:
+            a = A.run(job["base"], classifier(job), x[sl], y[sl], run_cfg, job["eps"])
+        if predict:  # the attack's own oracle says which restarts misclassify
+            rec["pred"] = [int(p) for p in classifier(job).predict(a).argmax(1)]
+        if blackbox:
+            rec["queries"] = counted.queries
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        rec["adv"] = _b64(a)
+        chunks_f.write(json.dumps({"run": run_id, **rec}) + "\n")
+        chunks_f.flush()
+        done[(key, start)] = rec  # a later job of the same restarts reuses it
+        return rec
+
     for start in range(0, len(x), size):
         sl = slice(start, start + size)
-        rec = done.get((rkey, start))
-        if rec is None:
-            rec = {"key": rkey, "start": start, "n": len(x[sl]), "queries": 0,
-                   "exhausted": False}
-            t0 = time.perf_counter()
-            if blackbox:
-                counted.budget = None if cfg.max_queries is None else \
-                    cfg.max_queries - job["queries"]
-                counted.queries = 0
-                counted.set_context(attack=rkey, start=start)
-                if job["exhausted"]:
-                    a, rec["exhausted"] = x[sl], True
-                elif farm_device is not None:  # sharded by image over the farm's devices
-                    a, q, rec["exhausted"] = farm_device.attack_chunk(
-                        job["base"], x[sl], y[sl], cfg, job["eps"], start, counted.budget)
-                    counted.queries = q
-                else:
-                    try:
-                        a = A.run(job["base"], classifier(job), x[sl], y[sl], cfg, job["eps"])
-                    except oracles.BudgetExhausted:
-                        a, rec["exhausted"] = x[sl], True
-                rec["queries"] = counted.queries
-            else:
-                a = A.run(job["base"], classifier(job), x[sl], y[sl], cfg, job["eps"])
-            rec["seconds"] = round(time.perf_counter() - t0, 3)
-            rec["adv"] = _b64(a)
-            chunks_f.write(json.dumps({"run": run_id, **rec}) + "\n")
-            chunks_f.flush()
-        adv[sl] = _unb64(rec["adv"], x[sl].shape)
-        job["queries"] += rec["queries"]
-        job["seconds"] += rec["seconds"]
-        job["exhausted"] |= rec["exhausted"]
-        job["attacked"] += 0 if rec["exhausted"] else rec["n"]
+        if restarts:
+            field = get(job["base"]).restarts
+            recs = [chunk(job["key"] + (f"#r{r}" if r else ""),
+                          replace(cfg, seed=cfg.seed + r * SEED_STRIDE, **{field: 1}),
+                          start, True) for r in range(restarts)]
+            adv[sl] = smallest_adversarial(x[sl], y[sl], [
+                (_unb64(r["adv"], x[sl].shape), np.asarray(r["pred"])) for r in recs])
+        else:
+            recs = [chunk(rkey, cfg, start, False)]
+            adv[sl] = _unb64(recs[0]["adv"], x[sl].shape)
+        for rec in recs:
+            job["queries"] += rec["queries"]
+            job["seconds"] += rec["seconds"]
+            job["exhausted"] |= rec["exhausted"]
+        job["attacked"] += 0 if recs[0]["exhausted"] else recs[0]["n"]
     job["adv"] = adv
     if job["exhausted"]:
         log(f"[attack] {rkey}: stopped at the query budget ({cfg.max_queries}); "
             f"{job['attacked']} of {len(x)} images attacked")
     took = time.perf_counter() - t_key
-    log(f"[attack] {rkey}: {took:.1f} s, {job['queries']} queries" if blackbox else
-        f"[attack] {rkey}: {took:.1f} s")
+    what = f" ({restarts} restarts)" if restarts else ""
+    log(f"[attack] {rkey}{what}: {took:.1f} s, {job['queries']} queries" if blackbox else
+        f"[attack] {rkey}{what}: {took:.1f} s")
+
+
+def smallest_adversarial(x: np.ndarray, y: np.ndarray,
+                         runs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per image, of the runs' (adversarial inputs, their predicted labels) the misclassifying
+    one with the smallest L2 perturbation (the earliest run on a tie); the first run's input
+    where none misclassifies."""
+    out = runs[0][0].copy()
+    best = np.full(len(x), np.inf)
+    for a, pred in runs:
+        norm = np.sqrt(((a - x).reshape(len(x), -1).astype(np.float64) ** 2).sum(1))
+        take = (pred != y) & (norm < best)
+        out[take] = a[take]
+        best[take] = norm[take]
+    return out
 
 
 def check_equal(result: dict) -> None:

@@ -36,6 +36,11 @@ class Attack:
     # the AttackConfig field counting its restarts, if it has some: when it is above 1 the
     # budget is doubled and halved in restarts instead of ``knob``
     restarts: str = ""
+    # True: each restart is the attack run again with another seed (restart r: seed + r x
+    # SEED_STRIDE), its own chunks, kept per image when it is the smallest misclassifying
+    # perturbation (minimal-perturbation attacks); a run with more restarts reuses the chunks
+    # of the first ones. False: ``factory`` runs the restarts itself (Square's nb_restarts)
+    per_seed: bool = False
 
 
 ATTACKS: dict[str, Attack] = {}
@@ -43,13 +48,14 @@ ATTACKS: dict[str, Attack] = {}
 
 def attack(name: str, title: str, threat: str, norm: str, bounded: bool, knob: str,
            describe: Callable[[AttackConfig], str],
-           restarts: str = "") -> Callable[[Factory], Factory]:
+           restarts: str = "", per_seed: bool = False) -> Callable[[Factory], Factory]:
     """Register an attack factory; a second attack of the same name is a bug."""
 
     def register(fn: Factory) -> Factory:
         if name in ATTACKS:
             raise RuntimeError(f"two attacks named {name}")
-        ATTACKS[name] = Attack(name, title, threat, norm, bounded, knob, fn, describe, restarts)
+        ATTACKS[name] = Attack(name, title, threat, norm, bounded, knob, fn, describe, restarts,
+                               per_seed)
         return fn
 
     return register
@@ -68,6 +74,10 @@ def names() -> list[str]:
 
     return list(ATTACKS)
 
+
+# restart r of a per-seed attack runs with seed + r x SEED_STRIDE (restart 0: the seed itself,
+# so a one-restart run is the plain attack)
+SEED_STRIDE = 1_000_003
 
 DEFAULT_ATTACKS = ("fgsm", "pgd", "autoattack", "apgd-l2", "cw", "square", "boundary", "hsj")
 
@@ -112,6 +122,9 @@ class AttackConfig:
     boundary_iter: int = 200
     hsj_iter: int = 20
     hsj_max_eval: int = 200
+    # independent HopSkipJump runs per image, restart r with seed + r x SEED_STRIDE, per image
+    # the smallest misclassifying perturbation; above 1, doubling is in restarts
+    hsj_restarts: int = 1
     zoo_iter: int = 50
     zoo_parallel: int = 64
     zoo_step: float = 0.1  # finite-difference step: see docs/robustness.md
@@ -147,8 +160,15 @@ class AttackConfig:
             raise StqError("--max-queries must be >= 1")
         if self.eot < 1:
             raise StqError("--eot must be >= 1")
-        if self.square_restarts < 1:
-            raise StqError(f"--square-restarts must be >= 1, got {self.square_restarts}")
+        for flag, value in (("--square-restarts", self.square_restarts),
+                            ("--hsj-restarts", self.hsj_restarts)):
+            if value < 1:
+                raise StqError(f"{flag} must be >= 1, got {value}")
+        if self.max_queries is not None and any(
+                int(getattr(self, k)) > 1 for k in per_seed_fields()):
+            raise StqError("--max-queries caps one attack run, but per-seed restarts "
+                           "(--hsj-restarts above 1) share their chunks between runs: leave "
+                           "out one of the two")
         f = self.converge_up_to
         if f < 1 or f & (f - 1):
             raise StqError(f"--converge-up-to must be a power of 2 (1, 2, 4, 8, ...), got {f}")
@@ -198,6 +218,19 @@ def _budget_field(cfg: AttackConfig, name: str) -> str:
     if a.restarts and int(getattr(cfg, a.restarts)) > 1:
         return a.restarts
     return a.knob
+
+
+def seed_restarts(cfg: AttackConfig, name: str) -> int:
+    """How many per-seed restarts attack ``name`` runs under ``cfg`` (0: it has none, or runs
+    them itself)."""
+    a = get(name)
+    return int(getattr(cfg, a.restarts)) if a.per_seed and a.restarts else 0
+
+
+def per_seed_fields() -> set[str]:
+    """The AttackConfig fields counting per-seed restarts: a run's chunks do not depend on
+    them (each restart has its own), so they are not part of a run's identity."""
+    return {a.restarts for a in map(get, names()) if a.per_seed and a.restarts}
 
 
 def doubled(cfg: AttackConfig, name: str) -> AttackConfig:
