@@ -266,6 +266,9 @@ def test_budgets_doubled_until_converged(digits_h5: Path, digits_outdir: Path,
     (d,) = direct["rows"]
     keys = ("acc", "half_acc", "run_acc", "converged", "robust", "linf_median")
     assert {k: high[k] for k in keys} == {k: d[k] for k in keys}
+    keys = {json.loads(ln)["key"]
+            for ln in (tmp_path / "esc" / "chunks.jsonl").read_text().splitlines()}
+    assert f"square@0.3*{factor}:square_iter={8 * factor}" in keys  # the key names the budget
     log = (tmp_path / "esc" / "queries.jsonl").read_text()
     again = attacks_eval.evaluate(digits_h5, digits_outdir, cfg, "digits", tmp_path / "esc",
                                   log=quiet)

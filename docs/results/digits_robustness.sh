@@ -11,7 +11,7 @@
 # (--converge-up-to: CONVERGE for the rerun), and SQUARE_ARGS (Square at L-inf 0.2 and 0.3 with
 # restarts: 5,000 iterations x 2 restarts, restarts doubled until converged, up to 16),
 # HopSkipJump once more at HSJ_DEEP_ITER iterations on HSJ_DEEP_MODELS (where the rerun's
-# doublings stopped short of converging) and L2_ARGS (AutoAttack's APGD-CE + APGD-DLR under
+# doublings stopped short of converging), then there with restarts (HSJ_RESTART_ARGS), and L2_ARGS (AutoAttack's APGD-CE + APGD-DLR under
 # the L2 norm, the strong white-box L2 attack that C&W at 50 x 3 is not), each merged by
 # `stq report` over the earlier rows of the same attack and epsilon.
 # A model whose OUT/<variant>/results.json exists is not attacked again (its rerun still runs).
@@ -36,6 +36,10 @@ CONVERGE=${CONVERGE:-8}
 SQUARE_ARGS=${SQUARE_ARGS:---budget thorough --eps 0.2,0.3 --square-restarts 2 --converge-up-to 8}
 HSJ_DEEP_MODELS=${HSJ_DEEP_MODELS:-stq-jr}
 HSJ_DEEP_ITER=${HSJ_DEEP_ITER:-1600}
+# and where 1,600 iterations did not converge either (two runs break different images at L2 1),
+# HopSkipJump with restarts (runs with other seeds, per image the smallest adversarial): 800
+# iterations x 2 restarts, the half run 1 restart, restarts doubled until converged, up to 8
+HSJ_RESTART_ARGS=${HSJ_RESTART_ARGS:---budget standard --hsj-iter 800 --hsj-restarts 2 --converge-up-to 4}
 L2_ARGS=${L2_ARGS:---attacks apgd-l2 --budget standard --converge-up-to 4}
 LANE_A=${LANE_A:-stq fp}
 LANE_B=${LANE_B:-int8 stq-jr}
@@ -90,6 +94,11 @@ hsj_deep() {
     stage "$1" "hsj$HSJ_DEEP_ITER" once --budget "$BUDGET" --attacks hsj \
         --hsj-iter "$HSJ_DEEP_ITER"
 }
+# shellcheck disable=SC2086
+hsj_restarts() {
+    case " $HSJ_DEEP_MODELS " in *" $1 "*) ;; *) return 0 ;; esac
+    stage "$1" hsjr once --attacks hsj $HSJ_RESTART_ARGS
+}
 # the strong white-box L2 attack, against which "black-box stronger than white-box" is checked
 # shellcheck disable=SC2086
 l2() { stage "$1" l2 once $L2_ARGS; }
@@ -98,6 +107,7 @@ lane() {
         run "$v"
         [ -z "$RERUN_ATTACKS" ] || rerun "$v"
         [ -z "$HSJ_DEEP_MODELS" ] || hsj_deep "$v"
+        [ -z "$HSJ_DEEP_MODELS" ] || [ -z "$HSJ_RESTART_ARGS" ] || hsj_restarts "$v"
         [ -z "$DEEP_ATTACKS" ] || deep "$v"
         [ -z "$SQUARE_ARGS" ] || square "$v"
         [ -z "$L2_ARGS" ] || l2 "$v"
@@ -119,6 +129,7 @@ for v in fp int8 stq stq-jr; do
     dirs="$dirs $OUT/$v"
     [ -d "$OUT/$v-rerun" ] && dirs="$dirs $OUT/$v-rerun"
     [ -d "$OUT/$v-hsj$HSJ_DEEP_ITER" ] && dirs="$dirs $OUT/$v-hsj$HSJ_DEEP_ITER"
+    [ -d "$OUT/$v-hsjr" ] && dirs="$dirs $OUT/$v-hsjr"
     [ -d "$OUT/$v-deep" ] && dirs="$dirs $OUT/$v-deep"
     [ -d "$OUT/$v-square" ] && dirs="$dirs $OUT/$v-square"
     [ -d "$OUT/$v-l2" ] && dirs="$dirs $OUT/$v-l2"

@@ -34,6 +34,7 @@ from toolchain.robustness import oracles, targets
 from toolchain.robustness.registry import (
     SEED_STRIDE,
     AttackConfig,
+    budget_label,
     describe_budget,
     doubled,
     epsilons,
@@ -235,8 +236,11 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
                     f"running it at {factor}x")
                 jobs.remove(next(j for j in jobs if j["half"] and j["key"] == job["key"]))
                 job["half"] = True
-                new = {**job, "half": False, "cfg": doubled(job["cfg"], job["base"]),
-                       "factor": factor, "tag": f"*{factor}"}
+                twice = doubled(job["cfg"], job["base"])
+                # the key names the doubled budget, so another code version's doublings (which
+                # may count factors differently) are never mistaken for this one's
+                new = {**job, "half": False, "cfg": twice, "factor": factor,
+                       "tag": f"*{factor}:{budget_label(twice, job['base'])}"}
                 run(new)
                 jobs.insert(jobs.index(job) + 1, new)  # the report keeps the table's order
         bar.close()

@@ -233,6 +233,14 @@ def per_seed_fields() -> set[str]:
     return {a.restarts for a in map(get, names()) if a.per_seed and a.restarts}
 
 
+def budget_label(cfg: AttackConfig, name: str) -> str:
+    """The value of the field that doubling attack ``name``'s budget changes, e.g.
+    ``hsj_iter=1600`` (part of a doubled run's chunk key: the key then names the budget itself,
+    not only its factor)."""
+    f = _budget_field(cfg, name)
+    return f"{f}={getattr(cfg, f)}" if f else ""
+
+
 def doubled(cfg: AttackConfig, name: str) -> AttackConfig:
     """The same configuration with attack ``name``'s budget doubled: its restarts when it
     runs more than one (the first half of the restarts are then the earlier run), else its
