@@ -518,6 +518,14 @@ def test_report_merges_two_runs_of_one_model(fp_result: dict, tmp_path: Path) ->
     others = [r for r in saved["rows"] if r["attack"] != "fgsm"]
     assert [r for r in merged["rows"] if r["attack"] != "fgsm"] == others
     assert merged["masking"]["checks"] and len(merged["merged_from"]) == 2
+    extra = copy.deepcopy(again)  # an attack the first run had not: before the sanity run
+    extra["rows"] = [{**r, "attack": "zoo"} for r in extra["rows"]]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "results.json").write_text(json.dumps(extra, default=float))
+    (merged,) = load_results([tmp_path / "a", tmp_path / "c"])
+    order = [r["attack"] for r in merged["rows"]]
+    assert merged["rows"][-1]["sanity"] and order[-1 - len(extra["rows"]):-1] == \
+        ["zoo"] * len(extra["rows"])
     again["n"] = fp_result["n"] + 1
     (tmp_path / "b" / "results.json").write_text(json.dumps(again, default=float))
     with pytest.raises(StqError, match="another n"):

@@ -86,7 +86,9 @@ def merge_runs(a: dict, b: dict, where: Path) -> dict:
                        "(its clean accuracy differs); give it another --label")
     new = {_row_key(r): r for r in b["rows"]}
     rows = [new.pop(_row_key(r), r) for r in a["rows"]]  # in the table's order
-    rows += [r for r in b["rows"] if _row_key(r) in new]  # attacks the first run had not
+    # attacks the first run had not, before its whole-range sanity run (which closes the table)
+    at = next((i for i, r in enumerate(rows) if r.get("sanity")), len(rows))
+    rows[at:at] = [r for r in b["rows"] if _row_key(r) in new]
     m = {**a, "rows": rows,
          "host_device_mismatches": a.get("host_device_mismatches", 0)
          + b.get("host_device_mismatches", 0),
