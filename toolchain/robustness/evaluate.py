@@ -166,12 +166,13 @@ def evaluate(model_path: Path, artifact: Path | None, cfg: AttackConfig, dataset
     keras_o = oracles.KerasOracle(keras, "keras")
     label = label or model_label(model_path)
     per_image = farm is not None and not replay
+    not_identity = {"converge_up_to", *per_seed_fields()}
     run_id = json.dumps({"model": str(Path(model_path).resolve()), "dataset": dataset,
                          # how far budgets may be doubled, and how many per-seed restarts
                          # run, do not change any attack's chunks; a field added later, at its
                          # default, leaves older runs resumable
                          "cfg": {k: v for k, v in cfg.as_dict().items()
-                                 if k != "converge_up_to" and k not in per_seed_fields()
+                                 if k not in not_identity
                                  and not (k in _AT_DEFAULT and _AT_DEFAULT[k] == v)},
                          "transfer": [str(p) for p in transfer_from],
                          "x": _digest(x, y),
@@ -303,14 +304,16 @@ def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
     job.update(queries=0, seconds=0.0, exhausted=False, attacked=0)
     t_key = time.perf_counter()
 
+    def labels(a: np.ndarray) -> list[int]:  # the attack's own oracle: which misclassify
+        return [int(p) for p in classifier(job).predict(a).argmax(1)]
+
     def chunk(key: str, run_cfg: AttackConfig, start: int, predict: bool) -> dict:
         rec = done.get((key, start))
         if rec is not None:
             if predict and "pred" not in rec:  # a plain run's chunk as restart 0
-                a = _unb64(rec["adv"], x[start:start + size].shape)
                 counted.budget, counted.queries = None, 0
                 counted.set_context(attack=key, start=start)
-                rec["pred"] = [int(p) for p in classifier(job).predict(a).argmax(1)]
+                rec["pred"] = labels(_unb64(rec["adv"], x[start:start + size].shape))
             return rec
         sl = slice(start, start + size)
         rec = {"key": key, "start": start, "n": len(x[sl]), "queries": 0, "exhausted": False}
@@ -333,8 +336,8 @@ def _run_job(job: dict, x: np.ndarray, y: np.ndarray, done: dict, counted: Any,
                     a, rec["exhausted"] = x[sl], True
         else:
             a = A.run(job["base"], classifier(job), x[sl], y[sl], run_cfg, job["eps"])
-        if predict:  # the attack's own oracle says which restarts misclassify
-            rec["pred"] = [int(p) for p in classifier(job).predict(a).argmax(1)]
+        if predict:
+            rec["pred"] = labels(a)
         if blackbox:
             rec["queries"] = counted.queries
         rec["seconds"] = round(time.perf_counter() - t0, 3)
