@@ -269,7 +269,9 @@ def interleaved(elf: Path, machine: str, xs: list[bytes], ys: list[bytes], rates
             print(f"QEMU through the fault proxy, {rate:.1%} flipped + {rate / 2:.2%} "
                   f"dropped + {rate / 5:.2%} inserted: {r['inferences_per_s']:.2f} inf/s "
                   f"= {r['ratio_to_clean']:.2f} x clean, payload/wire "
-                  f"{r['efficiency']:.3f}, retries {r['retries']}, wrong {r['wrong']}")
+                  f"{r['efficiency']:.3f}, retries {r['retries']}, damaged frames in "
+                  f"{link.stats.corrupt_frames} (repaired {link.stats.repaired_frames}), "
+                  f"chunks re-sent {link.stats.chunks_resent}, wrong {r['wrong']}")
         return out
 
 

@@ -237,6 +237,7 @@ def test_faulty_link_never_records_a_wrong_result(digits_outdir: Path, digits_re
     assert proxy.counts["resets"] >= 1 and proxy.counts["flipped"] > 100
     assert stats["retries"] > 0 and stats["chunks_resent"] > 0
     assert stats["held_runs"] > 0  # re-sent chunks answered as the RUN held pending
+    assert 0 < stats["repaired_frames"] < stats["corrupt_frames"]  # repair.py at work
 
 
 # --- kill and resume ----------------------------------------------------------------------------

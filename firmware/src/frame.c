@@ -372,9 +372,39 @@ static void stq_do_result(uint32_t seq, const uint8_t *body, uint32_t len)
 /* --- frames --------------------------------------------------------------------------------- */
 
 static uint8_t stq_rx[STQ_PROTO_ENCODED_MAX];
+static uint8_t stq_pl[STQ_PROTO_ENCODED_MAX + 1u]; /* the decoded payload (or its repair) */
 static uint32_t stq_rx_len;
 static int stq_rx_overflow;
 static uint32_t stq_last_key = 0xFFFFFFFFu; /* type << 16 | seq of the last request served */
+
+/* The payload of the frame in stq_rx, into stq_pl: its length, or 0 after answering the
+ * error (when not even stq_frame_repair explains the damage). */
+static uint32_t stq_frame_payload(void)
+{
+    uint32_t code = 0u, detail = 0u;
+    for (uint32_t i = 0; i < stq_rx_len; ++i) {
+        stq_pl[i] = stq_rx[i];
+    }
+    const int32_t n = stq_cobs_decode(stq_pl, stq_rx_len);
+    if (n < 0) {
+        code = STQ_E_COBS, detail = stq_rx_len;
+    } else if ((uint32_t)n < STQ_PROTO_HEADER + STQ_PROTO_CRC) {
+        code = STQ_E_TRUNCATED, detail = (uint32_t)n;
+    } else if ((uint32_t)n > STQ_PROTO_FRAME_MAX) {
+        code = STQ_E_OVERSIZE, detail = (uint32_t)n;
+    } else if (!stq_crc32_fix_bit(stq_pl, (uint32_t)n)) { /* a single flipped bit */
+        code = STQ_E_CRC, detail = (uint32_t)n;
+    }
+    if (code == 0u) {
+        return (uint32_t)n;
+    }
+    const int32_t r = stq_frame_repair(stq_rx, stq_rx_len, stq_pl, sizeof stq_pl);
+    if (r > 0) {
+        return (uint32_t)r;
+    }
+    stq_reply_error(STQ_NO_SEQ, code, detail);
+    return 0u;
+}
 
 static void stq_frame_handle(void)
 {
@@ -382,29 +412,15 @@ static void stq_frame_handle(void)
         stq_reply_error(STQ_NO_SEQ, STQ_E_OVERSIZE, STQ_PROTO_FRAME_MAX);
         return;
     }
-    const int32_t n = stq_cobs_decode(stq_rx, stq_rx_len);
-    if (n < 0) {
-        stq_reply_error(STQ_NO_SEQ, STQ_E_COBS, stq_rx_len);
-        return;
-    }
-    const uint32_t len = (uint32_t)n;
-    if (len < STQ_PROTO_HEADER + STQ_PROTO_CRC) {
-        stq_reply_error(STQ_NO_SEQ, STQ_E_TRUNCATED, len);
-        return;
-    }
-    if (len > STQ_PROTO_FRAME_MAX) {
-        stq_reply_error(STQ_NO_SEQ, STQ_E_OVERSIZE, len);
+    const uint32_t len = stq_frame_payload();
+    if (len == 0u) {
         return;
     }
     const uint32_t body_len = len - STQ_PROTO_HEADER - STQ_PROTO_CRC;
-    if (!stq_crc32_fix_bit(stq_rx, len)) { /* a single flipped bit is corrected */
-        stq_reply_error(STQ_NO_SEQ, STQ_E_CRC, len);
-        return;
-    }
-    const uint32_t type = stq_rx[1];
-    const uint32_t seq = stq_get16(&stq_rx[2]);
-    if (stq_rx[0] != STQ_PROTO_VERSION) {
-        stq_reply_error(seq, STQ_E_VERSION, stq_rx[0]);
+    const uint32_t type = stq_pl[1];
+    const uint32_t seq = stq_get16(&stq_pl[2]);
+    if (stq_pl[0] != STQ_PROTO_VERSION) {
+        stq_reply_error(seq, STQ_E_VERSION, stq_pl[0]);
         return;
     }
     const uint32_t key = (type << 16) | seq;
@@ -412,7 +428,7 @@ static void stq_frame_handle(void)
         return; /* a redundant copy of the request just answered */
     }
     stq_last_key = type != STQ_T_UPLOAD ? key : stq_last_key;
-    const uint8_t *body = &stq_rx[STQ_PROTO_HEADER];
+    const uint8_t *body = &stq_pl[STQ_PROTO_HEADER];
     switch (type) {
     case STQ_T_INFO: stq_do_info(seq, body, body_len); break;
     case STQ_T_UPLOAD: stq_do_upload(seq, body, body_len); break;

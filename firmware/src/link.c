@@ -1,4 +1,4 @@
-/* link.c - CRC-32 and COBS (Cheshire & Baker 1999) for the framed protocol, no tables in RAM. */
+/* link.c - CRC-32, COBS (Cheshire & Baker 1999) and repair of damaged frames, no tables in RAM. */
 #include <stdint.h>
 
 #include "stq_firmware.h"
@@ -63,15 +63,22 @@ int stq_crc32_fix_bit(uint8_t *frame, uint32_t bytes)
     return 0;
 }
 
-int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes)
+/* COBS-decode in place; *where: the output index input byte `track` went to (-1: a code
+ * byte, or not in the frame). */
+static int32_t stq_cobs_decode_track(uint8_t *buf, uint32_t bytes, uint32_t track,
+                                     int32_t *where)
 {
     uint32_t in = 0, out = 0;
+    *where = -1;
     while (in < bytes) {
         const uint32_t code = buf[in++];
         if (code == 0u || in + code - 1u > bytes) {
             return -1;
         }
         for (uint32_t k = 1; k < code; ++k) {
+            if (in == track) {
+                *where = (int32_t)out;
+            }
             buf[out++] = buf[in++];
         }
         if (code != 0xFFu && in < bytes) {
@@ -79,6 +86,127 @@ int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes)
         }
     }
     return (int32_t)out;
+}
+
+int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes)
+{
+    int32_t where;
+    return stq_cobs_decode_track(buf, bytes, 0xFFFFFFFFu, &where);
+}
+
+/* --- repair of a damaged frame (docs/protocol.md, "Repair") -------------------------------- */
+
+static uint32_t stq_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* A payload of a frame's length whose CRC-32 is right. */
+static int stq_payload_ok(const uint8_t *p, int32_t n)
+{
+    if (n < (int32_t)(STQ_PROTO_HEADER + STQ_PROTO_CRC) || n > (int32_t)STQ_PROTO_FRAME_MAX) {
+        return 0;
+    }
+    return stq_crc32(0u, p, (uint32_t)n - 4u) == stq_le32(&p[n - 4]);
+}
+
+/* enc with byte `skip` left out (skip >= len: none) and byte v put before index `at`
+ * (at > len: none), into out; the new length. */
+static uint32_t stq_edit(const uint8_t *enc, uint32_t len, uint8_t *out, uint32_t skip,
+                         uint32_t at, uint8_t v)
+{
+    uint32_t o = 0;
+    for (uint32_t i = 0; i <= len; ++i) {
+        if (i == at) {
+            out[o++] = v;
+        }
+        if (i < len && i != skip) {
+            out[o++] = enc[i];
+        }
+    }
+    return o;
+}
+
+/* The CRC register run back `bits` steps (the inverse of the reflected CRC-32's shift). */
+static uint32_t stq_crc32_back(uint32_t reg, uint32_t bits)
+{
+    while (bits-- != 0u) {
+        reg = (reg & 0x80000000u) != 0u ? ((reg ^ 0xEDB88320u) << 1) | 1u : reg << 1;
+    }
+    return reg;
+}
+
+int32_t stq_frame_repair(const uint8_t *enc, uint32_t len, uint8_t *out, uint32_t cap)
+{
+    const uint32_t none = 0xFFFFFFFFu;
+    int32_t n, where;
+    if (len + 1u > cap) {
+        return -1;
+    }
+    /* a flipped bit in a COBS code byte (one in a data byte the caller corrects) */
+    for (uint32_t c = 0; c < len; c += enc[c]) {
+        for (uint32_t b = 0; b < 8u; ++b) {
+            stq_edit(enc, len, out, none, none, 0u);
+            out[c] ^= (uint8_t)(1u << b);
+            if (out[c] != 0u && stq_payload_ok(out, n = stq_cobs_decode(out, len))) {
+                return n;
+            }
+        }
+    }
+    /* an inserted byte (the payload is one byte shorter than the COBS bytes) */
+    for (uint32_t j = 0; len >= STQ_PROTO_HEADER + STQ_PROTO_CRC + 2u && j < len; ++j) {
+        stq_edit(enc, len, out, j, none, 0u);
+        if (stq_payload_ok(out, n = stq_cobs_decode(out, len - 1u))) {
+            return n;
+        }
+    }
+    /* a dropped data byte: a placeholder there, and the CRC's syndrome names its value */
+    for (uint32_t j = 0; len <= STQ_PROTO_FRAME_MAX && j <= len; ++j) {
+        stq_edit(enc, len, out, none, j, 1u);
+        n = stq_cobs_decode_track(out, len + 1u, j, &where);
+        if (where < 0 || n < (int32_t)(STQ_PROTO_HEADER + STQ_PROTO_CRC) ||
+            n > (int32_t)STQ_PROTO_FRAME_MAX) {
+            continue;
+        }
+        const uint32_t p = (uint32_t)where, c = (uint32_t)n - 4u;
+        out[p] = 0u;
+        const uint32_t s = stq_crc32(0u, out, c) ^ stq_le32(&out[c]);
+        uint32_t x;
+        if (p < c) {
+            x = stq_crc32_back(s, 8u * (c - p)); /* the byte whose CRC the syndrome is */
+        } else {
+            x = s >> (8u * (p - c)); /* a byte of the CRC field itself */
+            x = (x << (8u * (p - c))) == s ? x : 0u;
+        }
+        if (x != 0u && x <= 0xFFu) {
+            out[p] = (uint8_t)x;
+            if (stq_payload_ok(out, n)) {
+                return n;
+            }
+        }
+    }
+    /* a dropped code byte: only where the chain of code bytes lands, and only values whose
+     * chain ends where the frame does */
+    for (uint32_t c = 0; c <= len; c += enc[c]) {
+        for (uint32_t v = 1; v <= 0xFFu && c + v <= len + 1u; ++v) {
+            uint32_t i = c + v;
+            while (i < len + 1u) {
+                i += enc[i - 1u];
+            }
+            if (i != len + 1u) {
+                continue;
+            }
+            stq_edit(enc, len, out, none, c, (uint8_t)v);
+            if (stq_payload_ok(out, n = stq_cobs_decode(out, len + 1u))) {
+                return n;
+            }
+        }
+        if (c == len) {
+            break;
+        }
+    }
+    return -1;
 }
 
 void stq_cobs_write_frame(const uint8_t *data, uint32_t bytes)

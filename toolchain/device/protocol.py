@@ -279,7 +279,8 @@ class LinkStats:
     retries: int = 0
     timeouts: int = 0
     early_retries: int = 0  # re-sent after a damaged frame, before the timeout
-    corrupt_frames: int = 0
+    corrupt_frames: int = 0  # arrived damaged (repaired ones included)
+    repaired_frames: int = 0  # of those, repaired (repair.py)
     stale_replies: int = 0
     device_errors: Counter[str] = field(default_factory=Counter)
     chunks_sent: int = 0
