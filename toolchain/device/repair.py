@@ -47,25 +47,33 @@ def check(payload: bytes) -> int:
     return (zlib.crc32(payload[:n]) & 0xFFFFFFFF) ^ struct.unpack_from("<I", payload, n)[0]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=128)
 def _tables(m: int) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
     """For payloads of ``m`` bytes: syndrome -> (position, xor) for every one-bit change, and
-    for every one-byte change (ambiguous syndromes left out)."""
+    for every one-byte change (ambiguous syndromes left out). Built from the 8 one-bit
+    syndromes of each position (the map is linear)."""
     n = m - 4
-    zero = bytes(m)
-    base = check(zero)
+    base = check(bytes(m))
     bits: dict[int, tuple[int, int] | None] = {}
     whole: dict[int, tuple[int, int] | None] = {}
-    buf = bytearray(m)
     for p in range(m):
+        vec = [0] * 256
+        for b in range(8):
+            x = 1 << b
+            if p < n:
+                buf = bytearray(m)
+                buf[p] = x
+                vec[x] = check(bytes(buf)) ^ base
+            else:
+                vec[x] = x << (8 * (p - n))
+            s = vec[x]
+            bits[s] = None if s in bits else (p, x)
         for x in range(1, 256):
-            buf[p] = x
-            s = check(bytes(buf)) ^ base if p < n else x << (8 * (p - n))
+            low = x & -x
+            if x != low:
+                vec[x] = vec[x ^ low] ^ vec[low]
+            s = vec[x]
             whole[s] = None if s in whole else (p, x)
-            if x & (x - 1) == 0:
-                bits[s] = None if s in bits else (p, x)
-        buf[p] = 0
-    del zero
     return ({k: v for k, v in bits.items() if v is not None},
             {k: v for k, v in whole.items() if v is not None})
 
@@ -94,6 +102,16 @@ def _chain(data: bytes) -> list[int]:
         out.append(i)
         i += data[i]
     return out
+
+
+def _chain_ok(data: bytes) -> bool:
+    """The chain of code bytes ends exactly at the end (what COBS decoding needs; cheaper)."""
+    i, n = 0, len(data)
+    while i < n:
+        if data[i] == 0:
+            return False
+        i += data[i]
+    return i == n
 
 
 def _landings(data: bytes) -> list[int]:
@@ -132,27 +150,33 @@ def candidates(encoded: bytes, min_payload: int = 8) -> dict[bytes, str]:
     for c in _chain(encoded):
         for b in range(8):
             v = encoded[c] ^ (1 << b)
-            if v == 0:
+            cand = encoded[:c] + bytes([v]) + encoded[c + 1 :]
+            if v == 0 or not _chain_ok(cand):
                 continue
             try:
-                payload = cobs_decode(encoded[:c] + bytes([v]) + encoded[c + 1 :])
+                payload = cobs_decode(cand)
             except ValueError:
                 continue
             if len(payload) >= min_payload and check(payload) == 0:
                 add(payload, "code")
     # an inserted byte
     for j in range(len(encoded)):
+        cand = encoded[:j] + encoded[j + 1 :]
+        if not _chain_ok(cand):
+            continue
         try:
-            payload = cobs_decode(encoded[:j] + encoded[j + 1 :])
+            payload = cobs_decode(cand)
         except ValueError:
             continue
         if len(payload) >= min_payload and check(payload) == 0:
             add(payload, "insert")
     # a dropped byte: a data byte (solved from the table) ...
     for j in range(len(encoded) + 1):
+        cand = encoded[:j] + bytes([_PLACEHOLDER]) + encoded[j:]
+        if not _chain_ok(cand):
+            continue
         try:
-            payload, p = _decode_tracking(
-                encoded[:j] + bytes([_PLACEHOLDER]) + encoded[j:], j)
+            payload, p = _decode_tracking(cand, j)
         except ValueError:
             continue
         if p >= 0 and len(payload) >= min_payload:
@@ -162,9 +186,16 @@ def candidates(encoded: bytes, min_payload: int = 8) -> dict[bytes, str]:
             if hit is not None and hit[0] == p:
                 fixed[p] = hit[1]
                 add(bytes(fixed), "drop")
-    # ... or a code byte, which can only have been where the chain of code bytes lands
+    # ... or a code byte, which can only have been where the chain of code bytes lands, and
+    # only of a value whose chain ends where the frame does
+    end = len(encoded) + 1
     for j in _landings(encoded):
-        for v in range(1, min(255, len(encoded) - j + 1) + 1):
+        for v in range(1, min(255, end - j) + 1):
+            i = j + v
+            while i < end:
+                i += encoded[i - 1]
+            if i != end:
+                continue
             try:
                 payload = cobs_decode(encoded[:j] + bytes([v]) + encoded[j:])
             except ValueError:
