@@ -103,8 +103,12 @@ def test_ambiguous_damage_is_refused() -> None:
     enc = P.encode_frame(P.T_UPLOAD, 1, P.upload_body(5, 0, b"\x11" * 32))[1:-1]
     bad = enc[:20] + enc[21:]
     assert len(candidates(bad)) == 1 and repair(bad) is not None
-    # noise that is no frame at all
+    # noise that is no frame at all, and a long run of bytes between two zeros
     assert repair(bytes(range(1, 30))) is None
+    assert repair(bytes(range(1, 256)) * 12) is None
+    # a payload of another protocol version is not a repair
+    other = P.encode_frame(P.T_RUN | P.T_REPLY, 9, bytes(10), version=3)[1:-1]
+    assert repair(other[:4] + other[5:]) is None
 
 
 @pytest.fixture(scope="module")
@@ -145,15 +149,26 @@ def firmware_repair(digits_outdir: Path, tmp_path_factory: pytest.TempPathFactor
     return device
 
 
+def _requests() -> list[bytes]:
+    """The frames a device receives (it repairs only requests of its protocol version)."""
+    return [f for f in _frames() if P.cobs_decode(f)[1] <= P.T_RESULT]
+
+
 def test_firmware_repairs_every_single_error_like_the_host(firmware_repair) -> None:
     rng = random.Random(3)
-    for enc in _frames():
+    assert len(_requests()) == 4
+    for enc in _requests():
         truth = P.cobs_decode(enc)[:-4]
         assert firmware_repair(enc) == truth
         for kind, bad in _single_errors(enc, rng):
             assert firmware_repair(bad) == truth, (kind, enc.hex(), bad.hex())
+    # a QUIT whose last CRC byte is 0xFF, its last byte dropped: rotated right by one byte it
+    # has a right CRC too, but not this protocol's version, so it is not taken
+    quit_ = bytes.fromhex("09040449014d2493ff")
+    assert P.cobs_decode(quit_)[:2] == bytes([P.VERSION, P.T_QUIT])
+    assert firmware_repair(quit_[:-1]) in (None, P.cobs_decode(quit_)[:-4])
     # and no wrong payload from double damage in a seeded sample
-    frames, wrong, refused = _frames(), 0, 0
+    frames, wrong, refused = _requests(), 0, 0
     for _ in range(1500):
         enc = rng.choice(frames)
         bad = bytearray(enc)
@@ -178,6 +193,7 @@ def test_host_confirms_a_weakly_repaired_record_piece() -> None:
     # a dropped data byte: solved for 8 of the 32 check bits, so not taken alone ...
     j = next(j for j in range(5, len(rec)) if repair(rec[:j] + rec[j + 1:]).kind == "drop")
     assert ch._repair(rec[:j] + rec[j + 1:]) is None
+    assert ch._repair(rec[:j] + rec[j + 1:]) is None  # the same damage again confirms nothing
     # ... but taken when a second copy, damaged elsewhere, repairs to the same bytes
     k = next(k for k in range(j + 3, len(rec)) if repair(rec[:k] + rec[k + 1:]).kind == "drop")
     frame = ch._repair(rec[:k] + rec[k + 1:])

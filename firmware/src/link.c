@@ -102,10 +102,13 @@ static uint32_t stq_le32(const uint8_t *p)
            ((uint32_t)p[3] << 24);
 }
 
-/* A payload of a frame's length whose CRC-32 is right. */
+/* A request of a frame's length, of this protocol version and a request type, whose CRC-32
+ * is right (the repair takes the first such candidate: the header check keeps a frame that
+ * more than one payload explains, e.g. a byte rotated into the CRC, from passing). */
 static int stq_payload_ok(const uint8_t *p, int32_t n)
 {
-    if (n < (int32_t)(STQ_PROTO_HEADER + STQ_PROTO_CRC) || n > (int32_t)STQ_PROTO_FRAME_MAX) {
+    if (n < (int32_t)(STQ_PROTO_HEADER + STQ_PROTO_CRC) || n > (int32_t)STQ_PROTO_FRAME_MAX ||
+        p[0] != STQ_PROTO_VERSION || p[1] < 0x01u || p[1] > 0x05u) { /* INFO .. RESULT */
         return 0;
     }
     return stq_crc32(0u, p, (uint32_t)n - 4u) == stq_le32(&p[n - 4]);

@@ -80,11 +80,12 @@ int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes);
 /* Repair of a frame whose payload failed its CRC-32 (stq_crc32_fix_bit included) or its
  * COBS: `enc` the `len` received bytes between two delimiters. Tries one flipped bit in a COBS
  * code byte, one inserted byte, one dropped byte (a data byte's value solved from the CRC
- * syndrome; a code byte's from the COBS chain); the first payload whose CRC-32 is right goes
- * to `out` (`cap` >= len + 1 bytes). Returns its length, or -1. A frame with more damage is
- * "repaired" into a wrong one with probability about 3 x 10^-6 (the dropped-byte case solves 8
- * of the 32 check bits): harmless on the device, as RUN checks the input's CRC-32 against its
- * tag before it runs and the host checks the tag in the run record. */
+ * syndrome; a code byte's from the COBS chain); the first payload of this protocol version,
+ * a request type and a right CRC-32 goes to `out` (`cap` >= len + 1 bytes). Returns its
+ * length, or -1. A frame with more damage is "repaired" into a wrong one with probability about
+ * 3 x 10^-6 (the dropped-byte case solves 8 of the 32 check bits): no wrong result can come of
+ * it, as RUN checks the input's CRC-32 against its tag before it runs and the host checks the
+ * tag in the run record (a wrong RESULT request draws an error that stops the session). */
 int32_t stq_frame_repair(const uint8_t *enc, uint32_t len, uint8_t *out, uint32_t cap);
 /* Write 0x00, COBS(data), 0x00 to the UART. */
 void stq_cobs_write_frame(const uint8_t *data, uint32_t bytes);

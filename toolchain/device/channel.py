@@ -17,7 +17,7 @@ import serial
 
 from toolchain.device import protocol as P
 from toolchain.device.protocol import LinkPolicy, LinkStats
-from toolchain.device.repair import repair
+from toolchain.device.repair import REPLY_TYPES, repair
 from toolchain.errors import StqError
 
 _RECORD_REPLIES = {t | P.T_REPLY for t in (P.T_INFO, P.T_RUN, P.T_RESULT)}
@@ -50,7 +50,8 @@ class FrameChannel:
         self._rttvar = 0.0
         self._last_valid = time.monotonic()
         self._damaged = False
-        self._weak: list[bytes] = []  # record pieces repaired weakly, awaiting a second copy
+        self._weak: list[tuple[bytes, bytes]] = []  # weakly repaired record pieces (payload,
+        # received bytes), awaiting a second copy
         self._damage_at = 0.0  # when the last damaged frame arrived (link.py)
         self.info_: P.Info | None = None
         # when the host owns the device's process (a QEMU board): why it is gone, or None
@@ -165,18 +166,22 @@ class FrameChannel:
     def _repair(self, raw: bytes) -> P.Frame | None:
         """A damaged frame that one flipped bit, inserted or dropped byte explains (repair.py).
         A record piece repaired by solving for a dropped byte (weak: about 3 x 10^-6 of frames
-        with more damage pass) counts only once a second copy repairs to the same bytes: a
-        record piece becomes a result; anything else wrong costs a re-send at most."""
-        fixed = repair(raw)
+        with more damage pass) counts only once a second copy, damaged elsewhere, repairs to
+        the same bytes: a record piece becomes a result. Anything else repaired wrong costs a
+        re-send, at worst (an error frame for a request in flight) a stopped session."""
+        fixed = repair(raw, types=REPLY_TYPES)
         if fixed is None:
             return None
         payload = fixed.payload
         frame = P.Frame(payload[0], payload[1], payload[2] | payload[3] << 8, payload[4:-4])
         record = frame.type in _RECORD_REPLIES and frame.body[:1] == b"\x00"
-        if record and not fixed.strong and payload not in self._weak:
-            self._weak.append(payload)
-            del self._weak[:-16]
-            return None
+        if record and not fixed.strong:
+            # confirmed by another copy damaged elsewhere (the same damage twice confirms
+            # nothing: a line that garbles the same place alike)
+            if not any(p == payload and r != raw for p, r in self._weak):
+                self._weak.append((payload, raw))
+                del self._weak[:-16]
+                return None
         return frame
 
     def _check_gone(self) -> None:

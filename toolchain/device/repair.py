@@ -25,9 +25,13 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
+from toolchain.device import protocol as P
 from toolchain.device.protocol import cobs_decode
 
 _PLACEHOLDER = 0x01
+MAX_ENCODED = 96  # longer runs of bytes are not a frame of this protocol: not tried
+REPLY_TYPES = frozenset({P.T_ERROR, *(t | P.T_REPLY for t in (
+    P.T_INFO, P.T_UPLOAD, P.T_RUN, P.T_QUIT, P.T_RESULT))})
 
 
 @dataclass(frozen=True)
@@ -123,12 +127,17 @@ def _landings(data: bytes) -> list[int]:
     return out
 
 
-def candidates(encoded: bytes, min_payload: int = 8) -> dict[bytes, str]:
-    """Every payload one error away from ``encoded`` whose CRC-32 is right, with its kind."""
+def candidates(encoded: bytes, min_payload: int = 8,
+               types: frozenset[int] | None = None) -> dict[bytes, str]:
+    """Every payload one error away from ``encoded`` whose CRC-32 is right, of this protocol
+    version (and of one of ``types``, if given), with its kind."""
     found: dict[bytes, str] = {}
+    if len(encoded) > MAX_ENCODED:
+        return found
 
     def add(payload: bytes, kind: str) -> None:
-        if len(payload) >= min_payload:
+        if len(payload) >= min_payload and payload[0] == P.VERSION and (
+                types is None or payload[1] in types):
             found.setdefault(payload, kind)
 
     # the COBS structure intact: a flipped bit in a data byte or the CRC
@@ -139,7 +148,7 @@ def candidates(encoded: bytes, min_payload: int = 8) -> dict[bytes, str]:
     if len(payload) >= min_payload:
         s = check(payload)
         if s == 0:
-            return {payload: "intact"}
+            return {payload: "intact"} if payload[0] == P.VERSION else {}
         hit = _tables(len(payload))[0].get(s)
         if hit is not None:
             fixed = bytearray(payload)
@@ -205,10 +214,11 @@ def candidates(encoded: bytes, min_payload: int = 8) -> dict[bytes, str]:
     return found
 
 
-def repair(encoded: bytes, min_payload: int = 8) -> Repair | None:
+def repair(encoded: bytes, min_payload: int = 8,
+           types: frozenset[int] | None = None) -> Repair | None:
     """The one payload that one flipped bit, inserted byte or dropped byte explains, or None
     (no candidate, or more than one)."""
-    found = candidates(encoded, min_payload)
+    found = candidates(encoded, min_payload, types)
     if len(found) != 1:
         return None
     (payload, kind), = found.items()
