@@ -30,15 +30,20 @@ static uint32_t stq_crc32_raw_byte(uint32_t reg, uint32_t byte)
     return (reg >> 4) ^ stq_crc32_nibble[reg & 0xFu];
 }
 
+/* A little-endian u32 (the CRC field). */
+static uint32_t stq_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
 int stq_crc32_fix_bit(uint8_t *frame, uint32_t bytes)
 {
     if (bytes < 5u) {
         return 0;
     }
     const uint32_t n = bytes - 4u; /* the data the CRC covers, then the CRC (LE) */
-    const uint32_t got = (uint32_t)frame[n] | ((uint32_t)frame[n + 1u] << 8) |
-                         ((uint32_t)frame[n + 2u] << 16) | ((uint32_t)frame[n + 3u] << 24);
-    const uint32_t syndrome = stq_crc32(0u, frame, n) ^ got;
+    const uint32_t syndrome = stq_crc32(0u, frame, n) ^ stq_le32(&frame[n]);
     if (syndrome == 0u) {
         return 1;
     }
@@ -95,12 +100,6 @@ int32_t stq_cobs_decode(uint8_t *buf, uint32_t bytes)
 }
 
 /* --- repair of a damaged frame (docs/protocol.md, "Repair") -------------------------------- */
-
-static uint32_t stq_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
 
 /* A request of a frame's length, of this protocol version and a request type, whose CRC-32
  * is right (the repair takes the first such candidate: the header check keeps a frame that

@@ -173,7 +173,7 @@ class FrameChannel:
         if fixed is None:
             return None
         payload = fixed.payload
-        frame = P.Frame(payload[0], payload[1], payload[2] | payload[3] << 8, payload[4:-4])
+        frame = P.frame_of(payload)
         record = frame.type in _RECORD_REPLIES and frame.body[:1] == b"\x00"
         if record and not fixed.strong:
             # confirmed by another copy damaged elsewhere (the same damage twice confirms

@@ -89,6 +89,11 @@ def decode_frame(encoded: bytes) -> Frame:
     (want,) = struct.unpack_from("<I", payload, len(payload) - 4)
     if crc32(payload[:-4]) != want:
         raise ValueError("bad CRC")
+    return frame_of(payload)
+
+
+def frame_of(payload: bytes) -> Frame:
+    """The fields of a decoded payload whose CRC-32 is right (header, body, CRC)."""
     version, ftype, seq = HEADER.unpack_from(payload)
     return Frame(version, ftype, seq, payload[HEADER.size : -4])
 

@@ -155,39 +155,28 @@ def candidates(encoded: bytes, min_payload: int = 8,
             fixed[hit[0]] ^= hit[1]
             if fixed[hit[0]] != 0:  # a zero would have been a code byte
                 add(bytes(fixed), "bit")
+    def whole(cand: bytes, kind: str) -> None:
+        """``cand`` as it stands, when its chain of code bytes is whole (then it decodes)."""
+        if _chain_ok(cand):
+            payload = cobs_decode(cand)
+            if len(payload) >= min_payload and check(payload) == 0:
+                add(payload, kind)
+
     # a flipped bit in a code byte
     for c in _chain(encoded):
         for b in range(8):
             v = encoded[c] ^ (1 << b)
-            cand = encoded[:c] + bytes([v]) + encoded[c + 1 :]
-            if v == 0 or not _chain_ok(cand):
-                continue
-            try:
-                payload = cobs_decode(cand)
-            except ValueError:
-                continue
-            if len(payload) >= min_payload and check(payload) == 0:
-                add(payload, "code")
+            if v != 0:
+                whole(encoded[:c] + bytes([v]) + encoded[c + 1 :], "code")
     # an inserted byte
     for j in range(len(encoded)):
-        cand = encoded[:j] + encoded[j + 1 :]
-        if not _chain_ok(cand):
-            continue
-        try:
-            payload = cobs_decode(cand)
-        except ValueError:
-            continue
-        if len(payload) >= min_payload and check(payload) == 0:
-            add(payload, "insert")
+        whole(encoded[:j] + encoded[j + 1 :], "insert")
     # a dropped byte: a data byte (solved from the table) ...
     for j in range(len(encoded) + 1):
         cand = encoded[:j] + bytes([_PLACEHOLDER]) + encoded[j:]
         if not _chain_ok(cand):
             continue
-        try:
-            payload, p = _decode_tracking(cand, j)
-        except ValueError:
-            continue
+        payload, p = _decode_tracking(cand, j)
         if p >= 0 and len(payload) >= min_payload:
             fixed = bytearray(payload)
             fixed[p] = 0
@@ -195,22 +184,10 @@ def candidates(encoded: bytes, min_payload: int = 8,
             if hit is not None and hit[0] == p:
                 fixed[p] = hit[1]
                 add(bytes(fixed), "drop")
-    # ... or a code byte, which can only have been where the chain of code bytes lands, and
-    # only of a value whose chain ends where the frame does
-    end = len(encoded) + 1
+    # ... or a code byte, which can only have been where the chain of code bytes lands
     for j in _landings(encoded):
-        for v in range(1, min(255, end - j) + 1):
-            i = j + v
-            while i < end:
-                i += encoded[i - 1]
-            if i != end:
-                continue
-            try:
-                payload = cobs_decode(encoded[:j] + bytes([v]) + encoded[j:])
-            except ValueError:
-                continue
-            if len(payload) >= min_payload and check(payload) == 0:
-                add(payload, "drop")
+        for v in range(1, min(255, len(encoded) + 1 - j) + 1):
+            whole(encoded[:j] + bytes([v]) + encoded[j:], "drop")
     return found
 
 
