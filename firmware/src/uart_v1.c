@@ -31,10 +31,18 @@ void stq_uart_putc(uint8_t c)
     STQ_REG(STQ_USART_DR) = c;
 }
 
+int stq_uart_rx_overrun(void)
+{
+    return (STQ_REG(STQ_USART_SR) & STQ_USART_SR_ORE) != 0u;
+}
+
 void stq_uart_irq_handler(void)
 {
     uint32_t sr = STQ_REG(STQ_USART_SR);
     while (sr & (STQ_USART_SR_RXNE | STQ_USART_SR_ORE)) {
+        if (stq_uart_rx_hold()) {
+            return; /* the ring is full: the byte waits in DR */
+        }
         /* Reading DR after SR clears RXNE and ORE (RM0090 30.6.1). */
         const uint8_t c = (uint8_t)STQ_REG(STQ_USART_DR);
         if (sr & STQ_USART_SR_RXNE) {

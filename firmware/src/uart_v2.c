@@ -39,10 +39,18 @@ void stq_uart_putc(uint8_t c)
     STQ_REG(STQ_USART_TDR) = c;
 }
 
+int stq_uart_rx_overrun(void)
+{
+    return (STQ_REG(STQ_USART_ISR) & STQ_USART_ISR_ORE) != 0u;
+}
+
 void stq_uart_irq_handler(void)
 {
     uint32_t isr = STQ_REG(STQ_USART_ISR);
     while (isr & (STQ_USART_ISR_RXNE | STQ_USART_ISR_ORE)) {
+        if (stq_uart_rx_hold()) {
+            return; /* the ring is full: the byte waits in RDR */
+        }
         if (isr & STQ_USART_ISR_ORE) {
             STQ_REG(STQ_USART_ICR) = STQ_USART_ISR_ORE; /* ORECF */
         }
