@@ -1,7 +1,7 @@
 """`stq experiment`'s device stages on a board farm: validation and the adversarial replay of
 one model on two QEMU boards give the files of the plain one-board run; black-box queries on
 the device (--device-queries) give those of a one-board farm; the farm report reaches the
-experiment report. Stage level (the whole experiment trains five models: the `long` tier's
+experiment report. Stage level (the whole experiment, five models trained, is
 tests/test_experiment.py); real QEMU netduinoplus2 boards, real ART attacks."""
 
 from __future__ import annotations
