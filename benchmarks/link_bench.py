@@ -232,8 +232,7 @@ def interleaved(elf: Path, machine: str, xs: list[bytes], ys: list[bytes], rates
     go ahead only within a slice: ones left in flight at its end would be computed off the
     clock while the other rates run (before this bound, up to AHEAD inputs per slice, 7 of 20
     with 200 inputs in 10 slices, on the clean link; fewer on a noisy one, whose last inputs
-    wait for re-sends). ``rounds`` 1:
-    each rate's inputs in one run, one rate after another."""
+    wait for re-sends). ``rounds`` 1: each rate's inputs in one run, one rate after another."""
     from contextlib import ExitStack
 
     from toolchain.device.qemu import QemuBoard

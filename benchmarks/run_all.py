@@ -20,9 +20,8 @@ if __name__ == "__main__":
     status = 0
     with tempfile.TemporaryDirectory() as tmp:
         outdir = Path(tmp) / "digits"
-        stq = "import sys; from toolchain.cli.main import main; sys.exit(main())"
-        rc = subprocess.run([sys.executable, "-c", stq, "convert", str(MODEL), "-o",
-                             str(outdir)]).returncode
+        rc = subprocess.run([sys.executable, "-m", "toolchain.cli.main", "convert", str(MODEL),
+                             "-o", str(outdir)], cwd=HERE.parent).returncode
         if rc != 0:
             print(f"run_all: `stq convert {MODEL}` failed (exit {rc})", file=sys.stderr)
             sys.exit(rc)

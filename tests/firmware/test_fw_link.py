@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+import serial
 
 from toolchain.device.fault_proxy import FaultProxy
+from toolchain.device.link import DeviceLink
 from toolchain.device.qemu import QemuBoard
 from toolchain.validate.run import ValidateConfig, validate
 
@@ -168,10 +170,6 @@ def test_full_receive_ring_holds_the_sender_off(fw_build) -> None:
     being dropped: 3 KB sent behind a long MLPerf `infer` (about 0.5-2 s of compute) all get
     through, the hello at their end is answered, and INFO counts no ring overrun. Before the
     hold, the ring dropped about 2 KB of them and the hello."""
-    import serial
-
-    from toolchain.device.link import DeviceLink
-
     with QemuBoard(fw_build(BOARD).elf, timeout=300) as qemu:
         port = serial.serial_for_url(qemu.port_url, timeout=0.2)
         try:
